@@ -1,0 +1,116 @@
+"""Projected gradient descent (Madry et al. 2018, https://arxiv.org/abs/1706.06083), Linf and L2.
+
+The attack loop is generic over how a gradient is obtained: :class:`PGD` asks its
+``gradient_source`` for (per-example loss, input gradient, logits) at the current point, so the
+same loop serves the bare classifier, BPDA+EOT and exact-gradient attacks (see
+:mod:`attacks.bpda_eot` and :mod:`attacks.adaptive`). It records, for each image, whether any
+iterate was misclassified by the logits the source returned (the "evaluate while optimising"
+record of Hill et al.), and keeps the iterate with the highest loss across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attacks.losses import Loss, attack_loss
+from attacks.norms import Norm, ascent_step, project, random_start
+
+# (x_adv, labels) -> (per-example loss, d loss / d x_adv, logits used for the success record)
+GradientSource = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class PGDResult:
+    """The attack's output: ``x_adv`` (best iterate per image), the per-iterate candidates kept for
+    verification (``iterates``: (T, N, C, H, W), only when asked), and gradient evaluations spent."""
+
+    x_adv: torch.Tensor
+    fooled_any: torch.Tensor
+    iterates: torch.Tensor | None
+    gradient_evaluations: int
+    grad_finite: bool
+    grad_nonzero: bool
+
+
+class PGD:
+    """PGD with random start and restarts.
+
+    Args:
+        gradient_source: callable giving loss, gradient and logits (see :data:`GradientSource`),
+            or use :meth:`on_model` for a plain differentiable classifier.
+        norm: :class:`Norm` (``linf`` or ``l2``).
+        eps: radius of the threat model, images in [0, 1] (default 0.3).
+        step_size: step length per iteration (default 0.01).
+        steps: iterations per restart (default 40).
+        restarts: independent random starts; the highest-loss result is kept (default 1).
+        random_init: start from a random point of the ball (default True).
+        keep_iterates: keep every iterate for worst-case verification (default False).
+        seed: seed of the random starts (default 0).
+
+    Usage::
+
+        x_adv = PGD.on_model(classifier, Norm.LINF, eps=0.3, steps=40).run(x, y).x_adv
+    """
+
+    def __init__(
+        self,
+        gradient_source: GradientSource,
+        norm: Norm = Norm.LINF,
+        eps: float = 0.3,
+        step_size: float = 0.01,
+        steps: int = 40,
+        restarts: int = 1,
+        random_init: bool = True,
+        keep_iterates: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.gradient_source = gradient_source
+        self.norm = Norm(norm)
+        self.eps, self.step_size, self.steps, self.restarts = eps, step_size, steps, restarts
+        self.random_init, self.keep_iterates, self.seed = random_init, keep_iterates, seed
+
+    @classmethod
+    def on_model(cls, model: nn.Module, norm: Norm = Norm.LINF, loss: Loss = Loss.CE, targeted: bool = False, **kwargs: object) -> PGD:
+        """PGD against a differentiable classifier taking [0, 1] images."""
+        return cls(model_gradient(model, Loss(loss), targeted), norm, **kwargs)  # type: ignore[arg-type]
+
+    def run(self, x: torch.Tensor, labels: torch.Tensor) -> PGDResult:
+        gen = torch.Generator().manual_seed(self.seed)
+        best = x.clone()
+        best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        iterates: list[torch.Tensor] = []
+        evaluations, finite, nonzero = 0, True, False
+        for _ in range(self.restarts):
+            x_adv = random_start(x, self.eps, self.norm, gen) if self.random_init else x.clone()
+            for i in range(self.steps + 1):
+                loss, grad, logits = self.gradient_source(x_adv, labels)
+                evaluations += 1
+                finite &= bool(torch.isfinite(grad).all())
+                nonzero |= bool(grad.abs().amax() > 0)
+                fooled |= logits.argmax(1) != labels
+                improved = loss > best_loss
+                best[improved], best_loss[improved] = x_adv[improved], loss[improved]
+                if self.keep_iterates:
+                    iterates.append(x_adv.detach().cpu())
+                if i < self.steps:
+                    x_adv = project(x_adv + ascent_step(grad, self.step_size, self.norm), x, self.eps, self.norm).detach()
+        return PGDResult(best.detach(), fooled, torch.stack(iterates) if iterates else None, evaluations, finite, nonzero)
+
+
+def model_gradient(model: nn.Module, loss: Loss = Loss.CE, targeted: bool = False) -> GradientSource:
+    """A :data:`GradientSource` for a plain differentiable classifier."""
+
+    def source(x_adv: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            xg = x_adv.detach().requires_grad_(True)
+            logits = model(xg)
+            value = attack_loss(logits, labels, loss, targeted)
+            (grad,) = torch.autograd.grad(value.sum(), xg)
+        return value.detach(), grad, logits.detach()
+
+    return source

@@ -1,0 +1,1 @@
+"""The ``ebm-purify`` command line: thin subcommands over ``purifier``, ``attacks`` and ``service``."""

@@ -1,0 +1,39 @@
+"""Entry point of ``ebm-purify``: builds the subcommand parser and turns library errors into a
+one-line message and a non-zero exit (2 for bad input, 130 when interrupted)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ebm_purify.commands import COMMANDS
+from purifier.errors import PurifierError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ebm-purify",
+        description="Adversarial purification with midrun energy-based models: train, purify, evaluate, export, serve.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except PurifierError as err:
+        print(f"ebm-purify {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ebm-purify {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Subcommands of ``ebm-purify``; each module has ``register(subparsers)``."""
+
+from ebm_purify.commands import train
+
+COMMANDS = [train]

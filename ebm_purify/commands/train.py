@@ -1,0 +1,104 @@
+"""``ebm-purify train-ebm`` and ``ebm-purify train-classifier``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attacks.norms import Norm
+from attacks.pgd import PGD
+from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime, provenance
+from purifier.training.classifier import train_classifier
+from purifier.training.configs import ClassifierTrainConfig, EBMTrainConfig, load_config
+from purifier.training.ebm import train_ebm
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-ebm", help="train a midrun EBM (persistent data-initialised chains, rejuvenation)")
+    p.add_argument("--config", help="TOML config (see configs/); flags below override it")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10")
+    p.add_argument("--out", required=True, help="output folder (checkpoints, logs, sample grids)")
+    p.add_argument("--iterations", type=int, help="total training iterations")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--bank-size", type=int, help="persistent chains in the bank")
+    p.add_argument("--langevin-steps", type=int, help="K, Langevin steps per update")
+    p.add_argument("--rejuvenation", type=float, help="probability a drawn bank state is replaced by data")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.*")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_option(p)
+    add_runtime_options(p)
+    p.set_defaults(run=run_train_ebm)
+
+    q = sub.add_parser("train-classifier", help="train a classifier, naturally or with PGD adversarial training")
+    q.add_argument("--config", help="TOML config (see configs/); flags below override it")
+    q.add_argument("--dataset", help="mnist, fashion-mnist or cifar10")
+    q.add_argument("--out", required=True, help="checkpoint path stem, e.g. runs/mnist/classifier")
+    q.add_argument("--epochs", type=int)
+    q.add_argument("--batch-size", type=int)
+    q.add_argument("--lr", type=float)
+    q.add_argument("--adversarial", choices=["none", "pgd"], default=None, help="PGD adversarial training (Madry et al.)")
+    q.add_argument("--eps", type=float, help="PGD training radius (images in [0, 1])")
+    q.add_argument("--pgd-steps", type=int, help="PGD steps per training batch (default 10)")
+    q.add_argument("--pgd-step-size", type=float, help="PGD step length (default 2.5 * eps / steps)")
+    q.add_argument("--norm", choices=["linf", "l2"], default=None, help="PGD training norm (default linf)")
+    q.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_option(q)
+    add_runtime_options(q)
+    q.set_defaults(run=run_train_classifier)
+
+
+def run_train_ebm(args: argparse.Namespace) -> int:
+    device = apply_runtime(args)
+    config = load_config(EBMTrainConfig, args.config, {
+        "dataset": args.dataset, "iterations": args.iterations, "batch_size": args.batch_size, "bank_size": args.bank_size,
+        "langevin_steps": args.langevin_steps, "rejuvenation": args.rejuvenation, "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
+    })
+    path = train_ebm(config, args.out, args.data_dir, device, args.resume, provenance(), progress=not args.no_progress)
+    print(f"EBM checkpoint: {path}")
+    return 0
+
+
+def run_train_classifier(args: argparse.Namespace) -> int:
+    device = apply_runtime(args)
+    config = load_config(ClassifierTrainConfig, args.config, {
+        "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+    })
+    if args.adversarial == "none":
+        config.adversarial = None
+    elif args.adversarial == "pgd" or args.eps is not None:
+        adv = dict(config.adversarial or {})
+        for key, value in (("eps", args.eps), ("steps", args.pgd_steps), ("step_size", args.pgd_step_size), ("norm", args.norm)):
+            if value is not None:
+                adv[key] = value
+        if "eps" not in adv:
+            raise SystemExit("ebm-purify train-classifier: error: --adversarial pgd needs --eps")
+        config.adversarial = adv
+    perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
+    path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress)
+    meta = json.loads(Path(path).read_text())
+    print(f"classifier checkpoint: {path} (clean test accuracy {meta['training']['clean_test_accuracy']:.4f})")
+    return 0
+
+
+def _pgd_perturb(adv: dict) -> object:
+    eps = float(adv["eps"])
+    steps = int(adv.setdefault("steps", 10))
+    step_size = float(adv.setdefault("step_size", 2.5 * eps / steps))
+    norm = Norm(adv.setdefault("norm", "linf"))
+    calls = [0]
+
+    def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        return PGD.on_model(model, norm, eps=eps, step_size=step_size, steps=steps, seed=calls[0]).run(x, y).x_adv
+
+    return perturb

@@ -1,0 +1,71 @@
+"""Exact gradients through a Langevin chain, in memory that does not grow with the chain's length.
+
+For x_{t+1} = x_t - c * grad E(x_t) + eps * z_t (c = eps^2 / 2T), the vector-Jacobian product of
+one step is v_t = v_{t+1} - c * H(x_t) v_{t+1} (H the Hessian of E; clamped entries pass no
+gradient), computed as a Hessian-vector product by double backpropagation. The forward pass keeps
+only every ``segment``-th state; the backward pass recomputes each segment's states from its
+checkpoint, regenerating the same noise (noise is a pure function of stream and step, see
+:mod:`purifier.langevin`). Memory: O(K / segment + segment) states; compute: one extra forward
+sweep plus one double-backward per step. This is the "full-gradient" adaptive attack that
+Croce et al. 2022 (https://arxiv.org/abs/2202.13711) ask purification defenses to face.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from purifier.langevin import LangevinSampler, frozen
+
+
+def exact_chain(x0: torch.Tensor, sampler: LangevinSampler, streams: Sequence[int], segment: int | None = None) -> torch.Tensor:
+    """Run ``sampler``'s chain from ``x0`` with a backward pass that is the exact chain Jacobian."""
+    steps = sampler.config.steps
+    seg = segment or max(1, math.isqrt(max(steps, 1)))
+    return _ExactChain.apply(x0, sampler, list(streams), seg)
+
+
+class _ExactChain(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x0: torch.Tensor, sampler: LangevinSampler, streams: list[int], segment: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.sampler, ctx.streams, ctx.segment = sampler, streams, segment
+        checkpoints = [x0.detach()]
+        x = x0.detach()
+        with frozen(sampler.energy), torch.no_grad():
+            for t in range(sampler.config.steps):
+                x = sampler.step(x, streams, t)
+                if (t + 1) % segment == 0 and t + 1 < sampler.config.steps:
+                    checkpoints.append(x)
+        ctx.checkpoints = checkpoints
+        return x
+
+    @staticmethod
+    def backward(ctx, v: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
+        sampler: LangevinSampler = ctx.sampler
+        steps, seg = sampler.config.steps, ctx.segment
+        v = v.detach()
+        with frozen(sampler.energy):
+            for k in reversed(range(len(ctx.checkpoints))):
+                start, end = k * seg, min((k + 1) * seg, steps)
+                states = [ctx.checkpoints[k]]
+                with torch.no_grad():
+                    for t in range(start, end - 1):
+                        states.append(sampler.step(states[-1], ctx.streams, t))
+                for t in reversed(range(start, end)):
+                    v = _step_vjp(sampler, states[t - start], ctx.streams, t, v)
+        return v, None, None, None
+
+
+def _step_vjp(sampler: LangevinSampler, x: torch.Tensor, streams: list[int], t: int, v: torch.Tensor) -> torch.Tensor:
+    cfg = sampler.config
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(sampler.energy(xg).sum(), xg, create_graph=True)
+        if cfg.clamp is not None:
+            with torch.no_grad():
+                pre = x - cfg.drift * g + cfg.step_size * sampler.noise(streams, t, x.shape[1:], x.device)
+                v = v * ((pre >= cfg.clamp[0]) & (pre <= cfg.clamp[1]))
+        (hv,) = torch.autograd.grad(g, xg, grad_outputs=v)
+    return v - cfg.drift * hv

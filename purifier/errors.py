@@ -1,0 +1,17 @@
+"""Errors the library raises for bad input: each carries a one-line message fit for a user."""
+
+
+class PurifierError(Exception):
+    """Base class: a problem with the caller's input, files or settings (never a bug)."""
+
+
+class CheckpointError(PurifierError):
+    """A checkpoint is missing, truncated, corrupt, mismatched or unsafe."""
+
+
+class DataError(PurifierError):
+    """A data set or image file cannot be found, read or verified."""
+
+
+class SettingsError(PurifierError):
+    """A Langevin, training or evaluation setting is out of range."""

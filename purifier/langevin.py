@@ -1,0 +1,234 @@
+"""Langevin dynamics on an energy E(x): the sampler every other part of ebm-purify calls.
+
+One step, for a density p(x) ~ exp(-E(x) / T) (Hill, Mitchell & Zhu, "Stochastic Security",
+ICLR 2021, https://arxiv.org/abs/2005.13525; "EBM Life Cycle", 2022):
+
+    x_{t+1} = x_t - (eps^2 / (2 T)) * grad_x E(x_t) + eps * z_t,      z_t ~ N(0, I)
+
+optionally followed by a clamp to [lo, hi]. With T = 1 this is the unadjusted Langevin algorithm;
+its stationary law for E(x) = |x - mu|^2 / 2 is N(mu, T * I) up to O(eps^2) bias.
+
+Noise is a pure function of (chain stream, step): chain streams come from a per-image seed and a
+replicate index (:func:`chain_streams`), and step t of a chain draws from a CPU generator seeded
+with ``mix(stream, t)``. Therefore an image's output depends only on its pixels, its seed and the
+settings, never on its batch-mates or position, and any step's noise can be regenerated later (the
+exact-gradient backward in :mod:`purifier.chain_gradient` and the ONNX backend rely on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from purifier.errors import SettingsError
+
+_MASK64 = (1 << 64) - 1
+
+# Called after each completed step with (steps done, indices of the chains still running);
+# may return a bool mask over those chains: False stops a chain (its last state is kept).
+StepHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
+def mix(*parts: int) -> int:
+    """Hash integers into a 63-bit seed (SplitMix64 finaliser chained over the parts)."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (p & _MASK64)) & _MASK64
+        h = (h + 0x9E3779B97F4A7C15) & _MASK64
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
+        h ^= h >> 31
+    return h >> 1
+
+
+def chain_streams(seeds: Sequence[int], replicates: int) -> list[int]:
+    """Stream ids of the ``len(seeds) * replicates`` chains, image-major (image i, copy r)."""
+    return [mix(int(s), r) for s in seeds for r in range(replicates)]
+
+
+@dataclass(frozen=True)
+class LangevinConfig:
+    """Settings of a Langevin chain.
+
+    Args:
+        steps: number of Langevin steps K (default 500).
+        step_size: eps, the noise scale per step (default 0.0125).
+        temperature: T; the drift is eps^2 / (2 T) * grad E (default 1e-4).
+        clamp: optional (lo, hi) applied after every step, in the EBM's range (default None:
+            no clamping in the chain, as Hill et al. do).
+        replicates: purified copies per image (default 1).
+    """
+
+    steps: int = 500
+    step_size: float = 0.0125
+    temperature: float = 1e-4
+    clamp: tuple[float, float] | None = None
+    replicates: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise SettingsError(f"steps must be >= 0, got {self.steps}")
+        if not self.step_size > 0:
+            raise SettingsError(f"step_size must be > 0, got {self.step_size}")
+        if not self.temperature > 0:
+            raise SettingsError(f"temperature must be > 0, got {self.temperature}")
+        if self.replicates < 1:
+            raise SettingsError(f"replicates must be >= 1, got {self.replicates}")
+        if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
+            raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
+
+    @property
+    def drift(self) -> float:
+        """The gradient coefficient eps^2 / (2 T)."""
+        return self.step_size**2 / (2.0 * self.temperature)
+
+    def updated(self, **changes: Any) -> LangevinConfig:
+        """A copy with the given fields changed; None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["clamp"] = list(self.clamp) if self.clamp is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LangevinConfig:
+        known = {k: d[k] for k in ("steps", "step_size", "temperature", "replicates") if k in d}
+        clamp = d.get("clamp")
+        return cls(**known, clamp=tuple(clamp) if clamp is not None else None)
+
+
+@dataclass
+class LangevinResult:
+    """Final states of the chains and which of them ran every step (the rest were stopped)."""
+
+    x: torch.Tensor
+    completed: torch.Tensor
+
+
+class LangevinSampler:
+    """Batched Langevin chains on an energy; the EBM's parameters never receive gradients.
+
+    Args:
+        energy: module mapping (N, C, H, W) -> (N,) energies, in its own data range.
+        config: :class:`LangevinConfig`.
+        micro_batch: evaluate the energy gradient in fixed-size groups of this many rows (the
+            last padded), so each row always meets the same kernels: CPU convolution kernels are
+            chosen by batch size and round differently, and this makes an image's output
+            bit-identical whatever batch it lands in. None evaluates the whole batch at once
+            (training, where that does not matter). Default 8.
+
+    Usage::
+
+        sampler = LangevinSampler(ebm, LangevinConfig(steps=500))
+        out = sampler.run(x, chain_streams(seeds=[0] * len(x), replicates=1)).x
+    """
+
+    def __init__(self, energy: nn.Module, config: LangevinConfig, micro_batch: int | None = 8) -> None:
+        if micro_batch is not None and micro_batch < 1:
+            raise SettingsError(f"micro_batch must be >= 1, got {micro_batch}")
+        self.energy = energy
+        self.config = config
+        self.micro_batch = micro_batch
+
+    def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E(x) per image and grad_x E(x), without touching parameter gradients."""
+        m = self.micro_batch
+        if m is None or x.shape[0] == m:
+            return self._energy_and_grad(x)
+        n = x.shape[0]
+        padded = torch.cat([x, x.new_zeros((-n % m, *x.shape[1:]))]) if n % m else x
+        parts = [self._energy_and_grad(chunk) for chunk in padded.split(m)]
+        return torch.cat([e for e, _ in parts])[:n], torch.cat([g for _, g in parts])[:n]
+
+    def _energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            e = self.energy(x)
+            (g,) = torch.autograd.grad(e.sum(), x)
+        return e.detach(), g
+
+    def noise(self, streams: Sequence[int], step: int, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        """z_t for each chain: standard normal, a pure function of (stream, step)."""
+        out = torch.empty((len(streams), *shape))
+        gen = torch.Generator()
+        for i, s in enumerate(streams):
+            gen.manual_seed(mix(s, step))
+            out[i].normal_(generator=gen)
+        return out.to(device)
+
+    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The Langevin update itself (see the module docstring)."""
+        c = self.config
+        x = x - c.drift * grad + c.step_size * noise
+        return x.clamp(*c.clamp) if c.clamp is not None else x
+
+    def step(self, x: torch.Tensor, streams: Sequence[int], step: int) -> torch.Tensor:
+        """One Langevin step of every chain."""
+        _, g = self.energy_and_grad(x)
+        return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device))
+
+    def run(
+        self,
+        x: torch.Tensor,
+        streams: Sequence[int],
+        hook: StepHook | None = None,
+        start_step: int = 0,
+    ) -> LangevinResult:
+        """Run ``config.steps`` steps from ``x`` (one row per chain, ``len(streams)`` rows).
+
+        ``hook`` is called after every step; chains it stops keep their last state and are
+        marked not completed. ``start_step`` offsets the noise index (to continue a chain).
+        """
+        if len(streams) != x.shape[0]:
+            raise SettingsError(f"{x.shape[0]} chains but {len(streams)} streams")
+        _no_inference_mode()
+        x = x.detach().clone()
+        active = torch.arange(x.shape[0])
+        streams = list(streams)
+        with _frozen(self.energy), torch.no_grad():
+            for t in range(start_step, start_step + self.config.steps):
+                if len(active) == 0:
+                    break
+                rows = x if len(active) == x.shape[0] else x[active]
+                rows = self.step(rows, [streams[i] for i in active.tolist()], t)
+                if len(active) == x.shape[0]:
+                    x = rows
+                else:
+                    x[active] = rows
+                if hook is not None:
+                    keep = hook(t - start_step + 1, active)
+                    if keep is not None:
+                        active = active[keep.to(torch.bool).cpu()]
+        completed = torch.zeros(x.shape[0], dtype=torch.bool)
+        completed[active] = True
+        return LangevinResult(x=x, completed=completed)
+
+
+class _frozen:
+    """Context: parameters of a module stop requiring gradients, restored on exit."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.params = [p for p in module.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+
+
+def frozen(module: nn.Module) -> _frozen:
+    """Context manager in which ``module``'s parameters do not require gradients."""
+    return _frozen(module)
+
+
+def _no_inference_mode() -> None:
+    if torch.is_inference_mode_enabled():
+        raise SettingsError("Langevin purification needs autograd: call it under torch.no_grad(), not inference_mode()")
