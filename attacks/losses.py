@@ -3,13 +3,13 @@ Both are maximised by the attacker; per-example values, so restarts can keep the
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
 
 
-class Loss(str, Enum):
+class Loss(StrEnum):
     CE = "ce"
     MARGIN = "margin"
 

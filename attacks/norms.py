@@ -3,12 +3,12 @@ written once for every attack (Linf and L2)."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import torch
 
 
-class Norm(str, Enum):
+class Norm(StrEnum):
     """The distance measure of a threat model."""
 
     LINF = "linf"

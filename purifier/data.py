@@ -122,7 +122,7 @@ def _to_tensors(info: DatasetInfo, x: np.ndarray, y: np.ndarray) -> tuple[torch.
         raise DataError(f"{info.name}: images have shape {tuple(x.shape[1:])}, expected {info.shape}")
     if len(x) != len(y):
         raise DataError(f"{info.name}: {len(x)} images but {len(y)} labels")
-    xt = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+    xt = torch.from_numpy(np.array(x, copy=True)).float().div_(255.0)
     return xt, torch.from_numpy(np.asarray(y).astype(np.int64))
 
 
@@ -179,10 +179,10 @@ def read_idx(path: Path) -> np.ndarray:
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR-10 python batches: dicts, lists, bytes and numpy arrays, nothing else."""
 
-    _ALLOWED = {
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
@@ -218,7 +218,7 @@ def _download(info: DatasetInfo, folder: Path) -> None:
         target = folder / fname
         if not target.is_file() or _md5(target) != md5:
             try:
-                with urllib.request.urlopen(url, timeout=60) as r:
+                with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (fixed https/http URLs of the originals)
                     target.write_bytes(r.read())
             except OSError as err:
                 raise DataError(f"{info.name}: download of {url} failed ({err}); pass --data-dir with local files") from None

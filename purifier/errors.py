@@ -15,3 +15,11 @@ class DataError(PurifierError):
 
 class SettingsError(PurifierError):
     """A Langevin, training or evaluation setting is out of range."""
+
+
+class InputError(PurifierError):
+    """An input image or array is unusable; ``code`` is a stable machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

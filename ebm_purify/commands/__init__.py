@@ -1,5 +1,5 @@
 """Subcommands of ``ebm-purify``; each module has ``register(subparsers)``."""
 
-from ebm_purify.commands import train
+from ebm_purify.commands import demo, purify, train
 
-COMMANDS = [train]
+COMMANDS = [train, purify, demo]

@@ -91,7 +91,10 @@ def train_classifier(
             step += 1
             bar.update(1)
             if step % config.log_every == 0:
-                rec = {"epoch": epoch, "step": step, "loss": loss.item(), "train_acc": (logits.argmax(1) == y).float().mean().item(), "elapsed_s": round(time.perf_counter() - t0, 1)}
+                rec = {
+                    "epoch": epoch, "step": step, "loss": loss.item(),
+                    "train_acc": (logits.argmax(1) == y).float().mean().item(), "elapsed_s": round(time.perf_counter() - t0, 1),
+                }
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['train_acc']:.3f}")

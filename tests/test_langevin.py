@@ -1,0 +1,110 @@
+"""The Langevin update: hand computation, stationary law on a quadratic energy, seeding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from purifier.errors import SettingsError
+from purifier.langevin import LangevinConfig, LangevinSampler, chain_streams, mix
+from purifier.models import build
+
+
+class Quadratic(nn.Module):
+    """E(x) = |x - mu|^2 / 2 per image; p ~ exp(-E / T) is N(mu, T I)."""
+
+    def __init__(self, mu: float) -> None:
+        super().__init__()
+        self.mu = nn.Parameter(torch.tensor(mu))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x - self.mu).pow(2).flatten(1).sum(1)
+
+
+def test_one_step_matches_hand_computation() -> None:
+    cfg = LangevinConfig(steps=1, step_size=0.1, temperature=0.5)
+    sampler = LangevinSampler(Quadratic(0.3), cfg)
+    x = torch.tensor([[[[1.0, -2.0]]]])
+    streams = chain_streams([7], 1)
+    z = sampler.noise(streams, 0, x.shape[1:], x.device)
+    out = sampler.run(x, streams).x
+    # x - eps^2/(2T) * (x - mu) + eps * z, with eps^2/(2T) = 0.01
+    expected = x - 0.01 * (x - 0.3) + 0.1 * z
+    assert torch.allclose(out, expected, atol=1e-7)
+
+
+def test_long_chain_reaches_the_known_stationary_law() -> None:
+    # x' - mu = (1 - a)(x - mu) + eps z  =>  stationary N(mu, eps^2 / (a (2 - a))), a = eps^2 / (2T)
+    eps, temp, mu = 0.2, 0.5, 0.7
+    a = eps**2 / (2 * temp)
+    cfg = LangevinConfig(steps=600, step_size=eps, temperature=temp)
+    sampler = LangevinSampler(Quadratic(mu), cfg, micro_batch=None)
+    x = torch.full((400, 1, 4, 4), -3.0)
+    out = sampler.run(x, chain_streams(range(400), 1)).x
+    want_var = eps**2 / (a * (2 - a))
+    assert abs(out.mean().item() - mu) < 0.03
+    assert abs(out.var().item() / want_var - 1) < 0.05
+
+
+def test_clamp_bounds_every_state() -> None:
+    cfg = LangevinConfig(steps=5, step_size=1.0, temperature=1.0, clamp=(-1.0, 1.0))
+    out = LangevinSampler(Quadratic(0.0), cfg).run(torch.zeros(3, 1, 2, 2), chain_streams([1, 2, 3], 1)).x
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_parameters_never_receive_gradients() -> None:
+    ebm = build("conv-ebm", width=4)
+    LangevinSampler(ebm, LangevinConfig(steps=3)).run(torch.rand(2, 1, 28, 28), chain_streams([0, 1], 1))
+    assert all(p.grad is None for p in ebm.parameters())
+    assert all(p.requires_grad for p in ebm.parameters())  # restored after the run
+
+
+def test_batch_invariance_bit_identical() -> None:
+    torch.manual_seed(0)
+    ebm = build("conv-ebm", width=4)
+    sampler = LangevinSampler(ebm, LangevinConfig(steps=4))
+    x = torch.rand(11, 1, 28, 28) * 2 - 1
+    seeds = [5, 9, 5, 1, 2, 3, 4, 8, 7, 6, 0]
+    together = sampler.run(x, chain_streams(seeds, 1)).x
+    for i in (0, 3, 10):
+        alone = sampler.run(x[i : i + 1], chain_streams([seeds[i]], 1)).x
+        assert torch.equal(alone[0], together[i])
+    perm = torch.randperm(11)
+    shuffled = sampler.run(x[perm], chain_streams([seeds[i] for i in perm.tolist()], 1)).x
+    assert torch.equal(shuffled, together[perm])
+
+
+def test_seeds_change_the_noise_and_replicates_differ() -> None:
+    streams = chain_streams([1, 1, 2], 2)
+    assert streams[0] == streams[2] and streams[0] != streams[1] and streams[0] != streams[4]
+    assert mix(1, 2) != mix(2, 1)
+
+
+def test_hook_stops_chains() -> None:
+    ebm = build("conv-ebm", width=4)
+    sampler = LangevinSampler(ebm, LangevinConfig(steps=6))
+    x = torch.rand(3, 1, 28, 28)
+    seen = []
+
+    def hook(step: int, active: torch.Tensor) -> torch.Tensor:
+        seen.append((step, active.tolist()))
+        return active != 1 if step == 2 else torch.ones(len(active), dtype=torch.bool)
+
+    res = sampler.run(x, chain_streams([0, 1, 2], 1), hook=hook)
+    assert res.completed.tolist() == [True, False, True]
+    assert seen[2] == (3, [0, 2])
+    stopped = LangevinSampler(ebm, LangevinConfig(steps=2)).run(x[1:2], chain_streams([1], 1)).x
+    assert torch.equal(res.x[1], stopped[0])
+
+
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"step_size": 0}, {"temperature": -1}, {"replicates": 0}, {"clamp": (1.0, -1.0)}])
+def test_bad_settings_are_refused(bad: dict) -> None:
+    with pytest.raises(SettingsError):
+        LangevinConfig(**bad)
+
+
+def test_inference_mode_is_refused_with_a_clear_message() -> None:
+    sampler = LangevinSampler(build("conv-ebm", width=4), LangevinConfig(steps=1))
+    with torch.inference_mode(), pytest.raises(SettingsError, match="no_grad"):
+        sampler.run(torch.rand(1, 1, 28, 28), [0])
