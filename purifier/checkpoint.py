@@ -135,3 +135,13 @@ def shipped_models() -> list[str]:
 
 def _stem(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+
+
+def load_classifier(reference: str | Path, role: str = "classifier", device: str | torch.device = "cpu") -> nn.Module:
+    """A classifier (eval mode) from a checkpoint path, a model folder or a shipped model name;
+    ``role`` picks ``classifier`` (natural) or ``classifier-pgd`` (adversarially trained)."""
+    meta_path = resolve(reference, role)
+    model, meta = load_checkpoint(meta_path, device=device)
+    if meta.get("kind") != "classifier":
+        raise CheckpointError(f"{meta_path}: is a {meta.get('kind')!r} checkpoint, not a classifier")
+    return model
