@@ -25,12 +25,14 @@ GradientSource = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torc
 
 @dataclass
 class PGDResult:
-    """The attack's output: ``x_adv`` (best iterate per image), the per-iterate candidates kept for
-    verification (``iterates``: (T, N, C, H, W), only when asked), and gradient evaluations spent."""
+    """The attack's output: ``x_adv`` (final point of the restart with the highest final loss), ``fooled_any`` (some iterate
+    was misclassified by the source's logits), the iterates kept for verification (``iterates``:
+    (T, N, C, H, W) and ``iterate_fooled``: (T, N), only when asked), and gradient evaluations spent."""
 
     x_adv: torch.Tensor
     fooled_any: torch.Tensor
     iterates: torch.Tensor | None
+    iterate_fooled: torch.Tensor | None
     gradient_evaluations: int
     grad_finite: bool
     grad_nonzero: bool
@@ -84,6 +86,7 @@ class PGD:
         best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
         fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         iterates: list[torch.Tensor] = []
+        iterate_fooled: list[torch.Tensor] = []
         evaluations, finite, nonzero = 0, True, False
         for _ in range(self.restarts):
             x_adv = random_start(x, self.eps, self.norm, gen) if self.random_init else x.clone()
@@ -92,14 +95,20 @@ class PGD:
                 evaluations += 1
                 finite &= bool(torch.isfinite(grad).all())
                 nonzero |= bool(grad.abs().amax() > 0)
-                fooled |= logits.argmax(1) != labels
-                improved = loss > best_loss
-                best[improved], best_loss[improved] = x_adv[improved], loss[improved]
+                wrong = logits.argmax(1) != labels
+                fooled |= wrong
+                if i == self.steps:  # final point of this restart: keep the restart with the highest loss
+                    improved = loss > best_loss
+                    best[improved], best_loss[improved] = x_adv[improved], loss[improved]
                 if self.keep_iterates:
                     iterates.append(x_adv.detach().cpu())
+                    iterate_fooled.append(wrong.cpu())
                 if i < self.steps:
                     x_adv = project(x_adv + ascent_step(grad, self.step_size, self.norm), x, self.eps, self.norm).detach()
-        return PGDResult(best.detach(), fooled, torch.stack(iterates) if iterates else None, evaluations, finite, nonzero)
+        return PGDResult(
+            best.detach(), fooled, torch.stack(iterates) if iterates else None,
+            torch.stack(iterate_fooled) if iterate_fooled else None, evaluations, finite, nonzero,
+        )
 
 
 def model_gradient(model: nn.Module, loss: Loss = Loss.CE, targeted: bool = False) -> GradientSource:

@@ -143,6 +143,21 @@ class Purifier(nn.Module):
             purified = purified.clamp(0.0, 1.0)
         return purified.view(n, r, *x.shape[1:])
 
+    def trajectory(self, x: torch.Tensor, at_steps: Sequence[int], *, replicates: int | None = None, seed: Seeds = 0) -> dict[int, torch.Tensor]:
+        """Purified copies after each of ``at_steps`` steps of the same chains (no gradient):
+        ``{K: (N, R, C, H, W)}``, each equal to :meth:`copies` with ``steps=K``, at the cost of the largest K."""
+        cfg = self.config(replicates=replicates)
+        self._check(x)
+        n, r = x.shape[0], cfg.replicates
+        streams = chain_streams(_seed_list(seed, n), r)
+        state = self.to_energy_range(x.to(self.device)).repeat_interleave(r, dim=0)
+        out, done = {}, 0
+        for k in sorted(set(at_steps)):
+            state = LangevinSampler(self.energy, cfg.updated(steps=k - done), self.micro_batch).run(state, streams, start_step=done).x
+            done = k
+            out[k] = self.from_energy_range(state).clamp(0.0, 1.0).view(n, r, *x.shape[1:])
+        return out
+
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4:
             raise SettingsError(f"expected images (N, C, H, W), got shape {tuple(x.shape)}")

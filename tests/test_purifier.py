@@ -78,3 +78,11 @@ def test_defended_classifier_averages_logits_over_copies() -> None:
     free = DefendedClassifier(p, clf, replicates=1)
     with torch.no_grad():
         assert not torch.equal(free(x), free(x))  # fresh noise every call
+
+
+def test_trajectory_equals_separate_purifications() -> None:
+    p = _purifier()
+    x = torch.rand(3, 1, 28, 28)
+    traj = p.trajectory(x, [0, 2, 5], replicates=2, seed=[1, 2, 3])
+    for k in (0, 2, 5):
+        assert torch.equal(traj[k], p.copies(x, steps=k, replicates=2, seed=[1, 2, 3]))

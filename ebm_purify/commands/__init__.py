@@ -1,5 +1,5 @@
 """Subcommands of ``ebm-purify``; each module has ``register(subparsers)``."""
 
-from ebm_purify.commands import demo, purify, train
+from ebm_purify.commands import demo, evaluate, purify, train
 
-COMMANDS = [train, purify, demo]
+COMMANDS = [train, purify, evaluate, demo]

@@ -1,0 +1,31 @@
+"""Gradients of a stochastic defense for PGD: the loss on the mean logits over ``eot`` copies
+(expectation over transformation, Athalye et al. 2018, https://arxiv.org/abs/1802.00420), taken
+through the purifier either straight through (BPDA, as Hill et al. attack their defense) or
+exactly through the Langevin chain (the adaptive attack of Croce et al. 2022). Copies are one
+batch, and every call draws fresh chain noise."""
+
+from __future__ import annotations
+
+import torch
+
+from attacks.defenses import Defense
+from attacks.losses import Loss, attack_loss
+from attacks.pgd import GradientSource
+from purifier.langevin import mix
+from purifier.purifier import Gradient
+
+
+def eot_gradient(defense: Defense, eot: int, gradient: Gradient, loss: Loss = Loss.CE, seed: int = 0, targeted: bool = False) -> GradientSource:
+    """A :data:`GradientSource` over ``eot`` purified copies with the given backward (``bpda``/``exact``)."""
+    calls = [0]
+
+    def source(x_adv: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        calls[0] += 1
+        with torch.enable_grad():
+            xg = x_adv.detach().requires_grad_(True)
+            logits = defense.logits(xg, eot if defense.stochastic else 1, mix(seed, calls[0]), gradient).mean(1)
+            value = attack_loss(logits, labels, loss, targeted)
+            (grad,) = torch.autograd.grad(value.sum(), xg)
+        return value.detach(), grad, logits.detach()
+
+    return source

@@ -1,0 +1,220 @@
+"""Run a robustness evaluation: attack, verify with the full defense, append per-image results.
+
+``evaluate(settings, out_dir)`` is the library call behind ``ebm-purify evaluate``. Results are
+appended to ``out_dir/results.jsonl`` one batch at a time, so an interrupted run resumes where it
+stopped; ``settings.shard = (i, n)`` takes every n-th image from the i-th, and
+:func:`attacks.report.merge` joins shard folders. The report (JSON, Markdown, plots) is rebuilt
+from the results at the end (:mod:`attacks.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from attacks.defenses import Defense, EBMDefense, NoDefense, defended_predictions
+from attacks.eot import eot_gradient
+from attacks.interop import defense_module, torchattacks_attack
+from attacks.losses import Loss
+from attacks.norms import Norm
+from attacks.pgd import PGD, PGDResult, model_gradient
+from attacks.report import write_report
+from attacks.settings import EvalSettings
+from attacks.verify import verify
+from purifier.checkpoint import load_checkpoint, resolve
+from purifier.data import load_dataset
+from purifier.errors import SettingsError
+from purifier.grids import save_grid
+from purifier.langevin import mix
+from purifier.purifier import Purifier
+
+RESULTS = "results.jsonl"
+
+
+@dataclass
+class _Context:
+    settings: EvalSettings
+    classifier: nn.Module
+    defenses: dict[tuple[int, int], Defense]   # verification (K, R) -> defense
+    attack_defense: Defense
+    x: torch.Tensor
+    y: torch.Tensor
+    models: dict[str, Any]
+
+
+def evaluate(settings: EvalSettings, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the evaluation and return the report dictionary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_or_write_settings(settings, out)
+    ctx = _context(settings)
+    rows = read_results(out)
+    if (out / RESULTS).is_file():  # drop a line torn by an interruption before appending
+        (out / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = {(r["eps"], r["index"]) for r in rows}
+    eps_values = [0.0] if settings.attack == "none" else settings.eps
+    indices = [i for i in range(settings.offset, settings.offset + settings.n) if i % settings.shard[1] == settings.shard[0]]
+    todo = [(e, i) for e in eps_values for i in indices if (e, i) not in done]
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"evaluate {settings.attack}")
+    with open(out / RESULTS, "a") as log:
+        for eps in eps_values:
+            pending = [i for e, i in todo if e == eps]
+            for b in range(0, len(pending), settings.batch_size):
+                batch = pending[b : b + settings.batch_size]
+                for rec in _evaluate_batch(ctx, eps, batch, out, first=(b == 0 and eps == eps_values[0])):
+                    log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.update(len(batch))
+    bar.close()
+    _large_eps_sanity(ctx, out)
+    return write_report(out)
+
+
+def read_results(out: Path) -> list[dict[str, Any]]:
+    path = out / RESULTS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by an interruption is recomputed
+    return rows
+
+
+def _check_or_write_settings(settings: EvalSettings, out: Path) -> None:
+    path = out / "settings.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != settings.fingerprint() or old["settings"].get("shard") != list(settings.shard):
+            raise SettingsError(f"{out} holds results of different settings; use another --out or the same flags to resume")
+    path.write_text(json.dumps({"fingerprint": settings.fingerprint(), "settings": settings.to_dict()}, indent=2))
+
+
+def _parse_classifier(ref: str) -> tuple[str, str]:
+    if ":" in ref and not Path(ref).exists():
+        model, role = ref.rsplit(":", 1)
+        return model, role
+    return ref, "classifier"
+
+
+def _context(s: EvalSettings) -> _Context:
+    purifier = Purifier.load(s.model, device=s.device) if s.defense == "ebm" else None
+    clf_ref, role = _parse_classifier(s.classifier) if s.classifier else (s.model, "classifier")
+    clf_path = resolve(clf_ref, role)
+    classifier, clf_meta = load_checkpoint(clf_path, device=s.device)
+    dataset = clf_meta.get("dataset", "mnist")
+    x, y = load_dataset(dataset, "test", s.data_dir)
+    if s.offset + s.n > len(x):
+        raise SettingsError(f"offset {s.offset} + n {s.n} exceeds the {len(x)} test images of {dataset}")
+    models = {"classifier": str(clf_path), "classifier_sha256": clf_meta["weights"]["sha256"], "dataset": dataset}
+
+    def build(k: int | None) -> Defense:
+        if s.defense == "none":
+            return NoDefense(classifier)
+        if s.defense == "ebm":
+            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps)  # type: ignore[arg-type]
+        raise SettingsError(f"unknown defense {s.defense!r}")
+
+    if purifier is not None:
+        models.update(ebm=str(resolve(s.model, "ebm")), ebm_sha256=purifier.metadata["weights"]["sha256"])
+    default_k = purifier.defaults.steps if purifier is not None else 0
+    grid = s.verify_grid(default_k)
+    defenses = {(k, r): build(k) for k, r in grid}
+    return _Context(s, classifier, defenses, defenses[grid[0]], x, y, models)
+
+
+def _evaluate_batch(ctx: _Context, eps: float, indices: list[int], out: Path, first: bool) -> list[dict[str, Any]]:
+    s = ctx.settings
+    t0 = time.perf_counter()
+    idx = torch.tensor(indices)
+    x, y = ctx.x[idx].to(s.device), ctx.y[idx].to(s.device)
+    seeds = [mix(s.seed, i) for i in indices]
+    with torch.no_grad():
+        bare_clean = ctx.classifier(x).argmax(1).cpu()
+    natural = _natural(ctx, x, seeds)
+    records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]),
+                "natural": {key: v[j] for key, v in natural.items()}} for j, i in enumerate(indices)]
+    if s.attack != "none":
+        result = _attack(ctx, x, y, eps, seed=mix(s.seed, int(eps * 1e6), indices[0]))
+        with torch.no_grad():
+            bare_adv = ctx.classifier(result.x_adv).argmax(1).cpu()
+        verified = {f"{k}x{r}": verify(d, y, result, r, [mix(sd, 7) for sd in seeds], s.verify_candidates)
+                    for (k, r), d in ctx.defenses.items()}
+        for j, rec in enumerate(records):
+            rec.update(
+                bare_adv=int(bare_adv[j]), attack_fooled_any=bool(result.fooled_any[j]),
+                final_correct={key: bool(v[0][j]) for key, v in verified.items()},
+                worst_correct={key: bool(v[1][j]) for key, v in verified.items()},
+                linf=float((result.x_adv[j] - x[j]).abs().max()), l2=float((result.x_adv[j] - x[j]).norm()),
+                grad_evals=result.gradient_evaluations * (s.eot if ctx.attack_defense.stochastic else 1),
+                grad_finite=result.grad_finite, grad_nonzero=result.grad_nonzero,
+            )
+        if first:
+            purified = _purified_view(ctx, result.x_adv[:8])
+            save_grid([x[:8].cpu(), result.x_adv[:8].cpu(), purified], out / "examples.png", scale=3)
+    seconds = (time.perf_counter() - t0) / len(indices)
+    for rec in records:
+        rec["seconds"] = round(seconds, 3)
+    return records
+
+
+def _natural(ctx: _Context, x: torch.Tensor, seeds: list[int]) -> dict[str, list[int]]:
+    """Defended predictions on clean images at every verified (K, R); one chain per R for EBMs."""
+    d0 = ctx.attack_defense
+    if not (isinstance(d0, EBMDefense) and len(ctx.defenses) > 1):
+        return {f"{k}x{r}": defended_predictions(d, x, r, seeds).tolist() for (k, r), d in ctx.defenses.items()}
+    out: dict[str, list[int]] = {}
+    for r in sorted({r for _, r in ctx.defenses}):
+        ks = [k for k, rr in ctx.defenses if rr == r]
+        traj = d0.purifier.trajectory(x, ks, replicates=r, seed=seeds)
+        with torch.no_grad():
+            for k, copies in traj.items():
+                logits = d0.classifier(copies.flatten(0, 1)).view(len(x), r, -1).mean(1)
+                out[f"{k}x{r}"] = logits.argmax(1).tolist()
+    return out
+
+
+def _purified_view(ctx: _Context, x_adv: torch.Tensor) -> torch.Tensor:
+    d = ctx.attack_defense
+    if isinstance(d, EBMDefense):
+        return d.purifier(x_adv, steps=d.config.steps, seed=ctx.settings.seed).cpu()
+    return x_adv.cpu()
+
+
+def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int) -> PGDResult:
+    s = ctx.settings
+    norm, loss = Norm(s.norm), Loss(s.loss)
+    budget = {"eps": eps, "step_size": s.step_for(eps), "steps": s.attack_steps, "restarts": s.restarts, "seed": seed}
+    if s.attack == "transfer":
+        return PGD(model_gradient(ctx.classifier, loss), norm, keep_iterates=True, **budget).run(x, y)
+    if s.attack in ("bpda-eot", "adaptive"):
+        mode = "bpda" if s.attack == "bpda-eot" else "exact"
+        return PGD(eot_gradient(ctx.attack_defense, s.eot, mode, loss, seed), norm, keep_iterates=True, **budget).run(x, y)
+    name = s.attack.split(":", 1)[1]
+    module = defense_module(ctx.attack_defense, copies=1, seed=seed)
+    atk = torchattacks_attack(name, module, s.norm, eps, s.step_for(eps), s.attack_steps, s.eot, seed)
+    x_adv = atk(x, y)
+    evals = s.attack_steps * (s.eot if name in ("EOTPGD", "APGD") else 1)
+    return PGDResult(x_adv.detach(), torch.zeros(len(x), dtype=torch.bool), None, None, evals, True, True)
+
+
+def _large_eps_sanity(ctx: _Context, out: Path) -> None:
+    """PGD at eps = 1 (Linf) on the bare classifier must drive accuracy to about 0%."""
+    s = ctx.settings
+    n = min(32, s.n)
+    x, y = ctx.x[s.offset : s.offset + n].to(s.device), ctx.y[s.offset : s.offset + n].to(s.device)
+    adv = PGD.on_model(ctx.classifier, Norm.LINF, eps=1.0, step_size=0.1, steps=20, seed=s.seed).run(x, y).x_adv
+    with torch.no_grad():
+        acc = float((ctx.classifier(adv).argmax(1) == y).float().mean())
+    meta = {"large_eps_bare_accuracy": acc, "large_eps_images": n, "models": ctx.models}
+    (out / "run_meta.json").write_text(json.dumps(meta, indent=2))

@@ -1,0 +1,96 @@
+"""Settings of one robustness evaluation: every attack and defense knob, recorded in the report.
+
+The one configuration object of the ``attacks`` package; the CLI maps its flags onto it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from purifier.errors import SettingsError
+
+
+class AttackName(StrEnum):
+    NONE = "none"            # natural accuracy only
+    TRANSFER = "transfer"    # PGD on the bare classifier, then defend
+    BPDA_EOT = "bpda-eot"    # PGD through the defense, straight-through purifier, EOT copies
+    ADAPTIVE = "adaptive"    # PGD with exact gradients through the Langevin chain, EOT copies
+
+
+@dataclass
+class EvalSettings:
+    """One evaluation. Defaults follow Hill et al.'s protocol scaled to a CPU (see the README)."""
+
+    model: str = "mnist"
+    classifier: str | None = None          # REF[:ROLE]; default: the model's own classifier
+    defense: str = "ebm"                   # ebm | none | a baseline of attacks.baselines
+    attack: str = "bpda-eot"               # none | transfer | bpda-eot | adaptive | torchattacks:NAME
+    norm: str = "linf"
+    eps: list[float] = field(default_factory=lambda: [0.3])
+    n: int = 100
+    offset: int = 0                        # first test index (tune and report on different slices)
+    steps: int | None = None               # Langevin steps of the defense (default: the model's)
+    steps_list: list[int] | None = None    # verify at each of these K too (none / transfer only)
+    replicates: int = 8                    # R, copies of the full defense used to verify
+    replicates_list: list[int] | None = None
+    eot: int = 8                           # copies averaged per attack gradient
+    attack_steps: int = 50
+    step_size: float | None = None         # default 2.5 * eps / attack_steps
+    restarts: int = 1
+    loss: str = "ce"                       # ce | margin
+    surrogate_steps: int | None = None     # chain length for exact gradients (adaptive)
+    verify_candidates: int = 3             # fooling iterates re-checked by the full defense
+    batch_size: int = 50
+    seed: int = 0
+    shard: tuple[int, int] = (0, 1)
+    data_dir: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not (self.attack in {a.value for a in AttackName} or self.attack.startswith("torchattacks:")):
+            raise SettingsError(f"unknown attack {self.attack!r} (none, transfer, bpda-eot, adaptive, torchattacks:NAME)")
+        if self.norm not in ("linf", "l2"):
+            raise SettingsError(f"norm must be linf or l2, got {self.norm!r}")
+        if self.loss not in ("ce", "margin"):
+            raise SettingsError(f"loss must be ce or margin, got {self.loss!r}")
+        if any(e < 0 for e in self.eps) or not self.eps:
+            raise SettingsError("eps must be a non-empty list of values >= 0")
+        for name in ("n", "replicates", "eot", "batch_size", "restarts"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1")
+        if self.attack_steps < 0 or self.offset < 0:
+            raise SettingsError("attack_steps and offset must be >= 0")
+        i, k = self.shard
+        if not (k >= 1 and 0 <= i < k):
+            raise SettingsError(f"shard must be i/n with 0 <= i < n, got {i}/{k}")
+        if (self.steps_list or self.replicates_list) and self.attack not in ("none", "transfer"):
+            raise SettingsError("--steps-list/--replicates-list need an attack that does not depend on the defense (none, transfer)")
+
+    def step_for(self, eps: float) -> float:
+        return self.step_size if self.step_size is not None else 2.5 * eps / max(1, self.attack_steps)
+
+    def verify_grid(self, default_steps: int) -> list[tuple[int, int]]:
+        """(K, R) pairs the full defense is verified at; the first is the main one."""
+        ks = self.steps_list or [self.steps if self.steps is not None else default_steps]
+        rs = self.replicates_list or [self.replicates]
+        return [(k, r) for k in ks for r in rs]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["shard"] = list(self.shard)
+        return d
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes results (not the shard, device or data folder)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("shard", "device", "data_dir", "batch_size")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
+        d = dict(d)
+        d["shard"] = tuple(d.get("shard", (0, 1)))
+        return cls(**d)

@@ -1,0 +1,107 @@
+"""``ebm-purify evaluate``: robustness evaluation of a defended classifier, and
+``ebm-purify evaluate merge``: join shard folders into one report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from attacks.evaluate import evaluate
+from attacks.report import merge
+from attacks.settings import EvalSettings
+from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime
+from purifier.errors import SettingsError
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = text.split("/")
+        return int(i), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n, got {text!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="attack the defended classifier and report robust accuracy (or: evaluate merge DIR...)",
+                       description="Robustness evaluation. `ebm-purify evaluate merge DIR... --out DIR` joins shard folders.")
+    p.add_argument("--model", default="mnist", help="EBM: shipped name, model folder or checkpoint (default mnist)")
+    p.add_argument("--classifier", help="classifier REF[:ROLE], e.g. mnist:classifier-pgd (default: the model's classifier)")
+    p.add_argument("--defense", default="ebm", help="ebm (default) or none")
+    p.add_argument("--attack", default="bpda-eot", help="none, transfer, bpda-eot (default), adaptive, torchattacks:NAME")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf")
+    p.add_argument("--eps", type=float, help="attack radius (images in [0, 1])")
+    p.add_argument("--eps-list", type=_floats, help="several radii, comma-separated")
+    p.add_argument("--n", type=int, default=100, help="test images (default 100)")
+    p.add_argument("--offset", type=int, default=0, help="first test index (default 0)")
+    p.add_argument("--steps", type=int, help="Langevin steps of the defense (default: the model's)")
+    p.add_argument("--steps-list", type=_ints, help="verify at several K (attacks none/transfer)")
+    p.add_argument("--replicates", type=int, default=8, help="R, copies of the full defense (default 8)")
+    p.add_argument("--replicates-list", type=_ints, help="verify at several R (attacks none/transfer)")
+    p.add_argument("--eot", type=int, default=8, help="copies per attack gradient (default 8)")
+    p.add_argument("--attack-steps", type=int, default=50, help="PGD iterations (default 50)")
+    p.add_argument("--step-size", type=float, help="PGD step (default 2.5 * eps / attack steps)")
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--loss", choices=["ce", "margin"], default="ce")
+    p.add_argument("--surrogate-steps", type=int, help="chain length differentiated by the adaptive attack (default: full)")
+    p.add_argument("--verify-candidates", type=int, default=3, help="fooling iterates re-checked per image (default 3)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: evaluate every n-th image from the i-th")
+    p.add_argument("--out", required=True, help="result folder (resumes if it holds the same evaluation)")
+    p.add_argument("--no-progress", action="store_true")
+    add_data_option(p)
+    add_runtime_options(p)
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    device = apply_runtime(args)
+    eps = args.eps_list or ([args.eps] if args.eps is not None else None)
+    if eps is None and args.attack != "none":
+        raise SettingsError("--eps or --eps-list is required for an attack")
+    settings = EvalSettings(
+        model=args.model, classifier=args.classifier, defense=args.defense, attack=args.attack, norm=args.norm, eps=eps or [0.0],
+        n=args.n, offset=args.offset, steps=args.steps, steps_list=args.steps_list, replicates=args.replicates,
+        replicates_list=args.replicates_list, eot=args.eot, attack_steps=args.attack_steps, step_size=args.step_size,
+        restarts=args.restarts, loss=args.loss, surrogate_steps=args.surrogate_steps, verify_candidates=args.verify_candidates,
+        batch_size=args.batch_size, seed=args.seed, shard=args.shard, data_dir=args.data_dir, device=device,
+    )
+    report = evaluate(settings, args.out, progress=not args.no_progress)
+    print((Path(args.out) / "report.md").read_text())
+    return 0 if report["sanity"]["passed"] else 3
+
+
+def run_merge(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="ebm-purify evaluate merge", description="join evaluation shard folders into one report")
+    p.add_argument("folders", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    args = p.parse_args(argv)
+    merge(args.folders, args.out)
+    print((args.out / "report.md").read_text())
+    return 0
+
+
+def maybe_merge(argv: list[str]) -> int | None:
+    """``evaluate merge ...`` is routed here before the main parser sees it."""
+    if len(argv) >= 2 and argv[0] == "evaluate" and argv[1] == "merge":
+        try:
+            return run_merge(argv[2:])
+        except SettingsError as err:
+            print(f"ebm-purify evaluate merge: error: {err}", file=sys.stderr)
+            return 2
+    return None

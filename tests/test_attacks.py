@@ -1,0 +1,85 @@
+"""Attacks: PGD projections, BPDA+EOT and exact gradients, torchattacks interop, statistics."""
+
+from __future__ import annotations
+
+import torch
+import torchattacks
+
+from attacks.defenses import EBMDefense, NoDefense
+from attacks.eot import eot_gradient
+from attacks.interop import defense_module
+from attacks.norms import Norm, project, random_start
+from attacks.pgd import PGD
+from attacks.stats import wilson_interval
+from purifier.langevin import LangevinConfig
+from purifier.models import build
+from purifier.purifier import Purifier
+
+
+def _parts(steps: int = 3) -> tuple[Purifier, torch.nn.Module]:
+    torch.manual_seed(0)
+    purifier = Purifier(build("conv-ebm", width=4), LangevinConfig(steps=steps), (-1.0, 1.0), (1, 28, 28))
+    return purifier, build("small-cnn", width=4, hidden=16).eval()
+
+
+def test_projection_stays_in_ball_and_unit_box() -> None:
+    x = torch.rand(4, 1, 28, 28)
+    far = x + torch.randn_like(x) * 5
+    for norm, eps in ((Norm.LINF, 0.1), (Norm.L2, 1.5)):
+        p = project(far, x, eps, norm)
+        d = (p - x).flatten(1)
+        size = d.abs().amax(1) if norm is Norm.LINF else d.norm(dim=1)
+        assert (size <= eps + 1e-5).all() and p.min() >= 0 and p.max() <= 1
+        s = random_start(x, eps, norm, torch.Generator().manual_seed(0))
+        assert ((s - x).flatten(1).abs().amax(1) <= eps + 1e-6).all() if norm is Norm.LINF else ((s - x).flatten(1).norm(dim=1) <= eps + 1e-5).all()
+
+
+def test_pgd_breaks_a_bare_classifier_at_large_eps() -> None:
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x = torch.rand(8, 1, 28, 28)
+    y = clf(x).argmax(1)
+    res = PGD.on_model(clf, Norm.LINF, eps=1.0, step_size=0.2, steps=10).run(x, y)
+    assert (clf(res.x_adv).argmax(1) != y).all() and res.grad_finite and res.grad_nonzero
+    assert res.gradient_evaluations == 11
+
+
+def test_bpda_eot_gradient_is_mean_classifier_gradient_over_purified_copies() -> None:
+    purifier, clf = _parts()
+    defense = EBMDefense(purifier, clf)
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([3, 7])
+    loss, grad, _ = eot_gradient(defense, eot=3, gradient="bpda")(x, y)
+    from purifier.langevin import mix
+
+    copies = purifier.copies(x, replicates=3, seed=mix(0, 1)).detach().requires_grad_(True)
+    logits = clf(copies.flatten(0, 1)).view(2, 3, -1).mean(1)
+    value = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    (g,) = torch.autograd.grad(value.sum(), copies)
+    assert torch.allclose(grad, g.sum(1), atol=1e-6) and torch.allclose(loss, value.detach())
+
+
+def test_adaptive_gradient_differs_from_bpda_and_is_finite() -> None:
+    purifier, clf = _parts()
+    defense = EBMDefense(purifier, clf, surrogate_steps=2)
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([1, 2])
+    _, g_exact, _ = eot_gradient(defense, eot=2, gradient="exact")(x, y)
+    _, g_bpda, _ = eot_gradient(defense, eot=2, gradient="bpda")(x, y)
+    assert torch.isfinite(g_exact).all() and g_exact.abs().sum() > 0
+    assert not torch.allclose(g_exact, g_bpda)
+
+
+def test_torchattacks_eotpgd_runs_unchanged_on_the_defended_module() -> None:
+    purifier, clf = _parts(steps=2)
+    module = defense_module(EBMDefense(purifier, clf), copies=2)
+    x = torch.rand(3, 1, 28, 28)
+    y = torch.tensor([0, 1, 2])
+    adv = torchattacks.EOTPGD(module, eps=0.1, alpha=0.02, steps=3, eot_iter=2)(x, y)
+    assert adv.shape == x.shape and (adv - x).abs().max() <= 0.1 + 1e-6 and not torch.equal(adv, x)
+    assert defense_module(NoDefense(clf)) is clf
+
+
+def test_wilson_interval_known_values() -> None:
+    lo, hi = wilson_interval(50, 100)
+    assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
+    assert wilson_interval(0, 10)[0] == 0.0 and abs(wilson_interval(10, 10)[1] - 1.0) < 1e-12
+    assert wilson_interval(0, 0) == (0.0, 1.0)
