@@ -4,6 +4,7 @@ and copies). :func:`merge` joins the result folders of shards of one evaluation.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections import defaultdict
@@ -57,7 +58,7 @@ def sanity(rows: list[dict[str, Any]], table: list[dict[str, Any]], run_meta: di
     if len(attacked) > 1:
         key = next(iter(attacked[0]["defended_worst_case"]))
         accs = [e["defended_worst_case"][key]["correct"] for e in attacked]
-        checks["accuracy_not_rising_with_eps"] = all(b <= a + 2 for a, b in zip(accs, accs[1:], strict=False))
+        checks["accuracy_not_rising_with_eps"] = all(b <= a + 2 for a, b in itertools.pairwise(accs))
     if rows and "grad_finite" in rows[0]:
         checks["gradients_finite"] = all(r["grad_finite"] for r in rows)
         checks["gradients_nonzero"] = all(r["grad_nonzero"] for r in rows)
