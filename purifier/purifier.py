@@ -120,6 +120,8 @@ class Purifier(nn.Module):
         its pixels, its seed and the settings. ``hook`` sees chain indices ``i * R + r``.
         """
         cfg = self.config(steps=steps, replicates=replicates, step_size=step_size, temperature=temperature)
+        if gradient == "none":
+            return self.run_chains(x, cfg, seed, hook)[0]
         self._check(x)
         n, r = x.shape[0], cfg.replicates
         streams = chain_streams(_seed_list(seed, n), r)
@@ -130,18 +132,25 @@ class Purifier(nn.Module):
             if hook is not None:
                 raise SettingsError("a step hook cannot be combined with exact gradients")
             out = exact_chain(start, sampler, streams)
-        else:
+            purified = self.from_energy_range(out).clamp(0.0, 1.0)
+        elif gradient == "bpda":  # identity backward, straight through the final clamp too
             out = sampler.run(start, streams, hook=hook).x
-            if gradient == "bpda":
-                out = start + (out - start.detach()).detach()
-            elif gradient != "none":
-                raise SettingsError(f"gradient must be 'none', 'bpda' or 'exact', got {gradient!r}")
-        purified = self.from_energy_range(out)
-        if gradient == "bpda":  # straight through the final clamp too
+            purified = self.from_energy_range(start + (out - start.detach()).detach())
             purified = purified + (purified.clamp(0.0, 1.0) - purified).detach()
         else:
-            purified = purified.clamp(0.0, 1.0)
+            raise SettingsError(f"gradient must be 'none', 'bpda' or 'exact', got {gradient!r}")
         return purified.view(n, r, *x.shape[1:])
+
+    def run_chains(self, x: torch.Tensor, config: LangevinConfig, seed: Seeds = 0, hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Purify without gradient: (copies (N, R, C, H, W) in [0, 1], completed (N * R,) bool).
+
+        Chains a ``hook`` stops keep their last state and are marked not completed."""
+        self._check(x)
+        n, r = x.shape[0], config.replicates
+        streams = chain_streams(_seed_list(seed, n), r)
+        start = self.to_energy_range(x.to(self.device)).repeat_interleave(r, dim=0)
+        result = LangevinSampler(self.energy, config, self.micro_batch).run(start, streams, hook=hook)
+        return self.from_energy_range(result.x).clamp(0.0, 1.0).view(n, r, *x.shape[1:]), result.completed
 
     def trajectory(self, x: torch.Tensor, at_steps: Sequence[int], *, replicates: int | None = None, seed: Seeds = 0) -> dict[int, torch.Tensor]:
         """Purified copies after each of ``at_steps`` steps of the same chains (no gradient):

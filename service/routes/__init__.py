@@ -1,0 +1,1 @@
+"""HTTP routes: health and metrics, purify and classify, KServe V2."""

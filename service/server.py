@@ -1,0 +1,27 @@
+"""Runs the app under uvicorn. On SIGTERM/SIGINT the batcher starts draining at once (queued jobs
+are answered 503, new ones refused, readiness turns red) while uvicorn stops accepting connections
+and lets in-flight requests finish; then the lifespan stops the compute thread."""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import ServiceSettings
+
+
+class DrainingServer(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        batcher = getattr(self.config.app.state, "batcher", None)  # type: ignore[union-attr]
+        if batcher is not None:
+            batcher.drain()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: ServiceSettings) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
+                            timeout_graceful_shutdown=int(settings.max_timeout_s), access_log=False)
+    DrainingServer(config).run()
