@@ -28,14 +28,19 @@ class ImageLimits:
 
 
 def decode_image(data: bytes, channels: int, limits: ImageLimits = ImageLimits()) -> torch.Tensor:
-    """An encoded image -> (C, H, W) float32 in [0, 1] with ``channels`` channels (1 or 3)."""
+    """An encoded image -> (C, H, W) float32 in [0, 1] with ``channels`` channels (1 or 3).
+
+    Gray images are expanded for colour models; colour images are accepted by gray models only
+    when their three channels are equal (``wrong_channels`` otherwise)."""
     if not data:
         raise InputError("empty_image", "empty image data")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InputError("image_too_large", f"image declares more than {limits.max_pixels} pixels") from None
+        except UnidentifiedImageError:
             raise InputError("not_an_image", "data is not a readable image") from None
         except (OSError, ValueError, SyntaxError):
             raise InputError("corrupt_image", "image header is corrupt") from None
@@ -62,12 +67,15 @@ def _to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
         return gray if channels == 1 else gray.expand(3, -1, -1).clone()
     if img.mode == "F":
         raise InputError("unsupported_image_mode", "floating-point images are not accepted; send NPY instead")
-    target = "L" if channels == 1 else "RGB"
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA").convert(target)
-    elif img.mode != target:
-        img = img.convert(target)
-    arr = np.asarray(img, dtype=np.uint8)
+        img = img.convert("RGBA").convert("RGB")
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    if channels == 3:
+        arr = rgb
+    elif (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        arr = rgb[..., 0]  # a gray image stored as colour
+    else:
+        raise InputError("wrong_channels", "this model takes grayscale images; the image has colour")
     t = torch.from_numpy(arr.copy()).float().div_(255.0)
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
