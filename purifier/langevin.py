@@ -50,6 +50,17 @@ def chain_streams(seeds: Sequence[int], replicates: int) -> list[int]:
     return [mix(int(s), r) for s in seeds for r in range(replicates)]
 
 
+def chain_noise(streams: Sequence[int], step: int, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """z_t for each chain on the CPU: standard normal, a pure function of (stream, step), so every
+    backend and device draws the same noise."""
+    out = torch.empty((len(streams), *shape))
+    gen = torch.Generator()
+    for i, s in enumerate(streams):
+        gen.manual_seed(mix(s, step))
+        out[i].normal_(generator=gen)
+    return out
+
+
 @dataclass(frozen=True)
 class LangevinConfig:
     """Settings of a Langevin chain.
@@ -153,13 +164,8 @@ class LangevinSampler:
         return e.detach(), g
 
     def noise(self, streams: Sequence[int], step: int, shape: torch.Size, device: torch.device) -> torch.Tensor:
-        """z_t for each chain: standard normal, a pure function of (stream, step)."""
-        out = torch.empty((len(streams), *shape))
-        gen = torch.Generator()
-        for i, s in enumerate(streams):
-            gen.manual_seed(mix(s, step))
-            out[i].normal_(generator=gen)
-        return out.to(device)
+        """z_t for each chain (see :func:`chain_noise`)."""
+        return chain_noise(streams, step, shape).to(device)
 
     def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The Langevin update itself (see the module docstring)."""
@@ -171,6 +177,10 @@ class LangevinSampler:
         """One Langevin step of every chain."""
         _, g = self.energy_and_grad(x)
         return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device))
+
+    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int) -> tuple[torch.Tensor, int]:
+        """Advance every chain by some steps (here one; backends may fuse several); returns (x, steps taken)."""
+        return self.step(x, streams, step), 1
 
     def run(
         self,
@@ -190,18 +200,18 @@ class LangevinSampler:
         x = x.detach().clone()
         active = torch.arange(x.shape[0])
         streams = list(streams)
+        end, t = start_step + self.config.steps, start_step
         with _frozen(self.energy), torch.no_grad():
-            for t in range(start_step, start_step + self.config.steps):
-                if len(active) == 0:
-                    break
+            while t < end and len(active) > 0:
                 rows = x if len(active) == x.shape[0] else x[active]
-                rows = self.step(rows, [streams[i] for i in active.tolist()], t)
+                rows, taken = self.advance(rows, [streams[i] for i in active.tolist()], t, end - t)
+                t += taken
                 if len(active) == x.shape[0]:
                     x = rows
                 else:
                     x[active] = rows
                 if hook is not None:
-                    keep = hook(t - start_step + 1, active)
+                    keep = hook(t - start_step, active)
                     if keep is not None:
                         active = active[keep.to(torch.bool).cpu()]
         completed = torch.zeros(x.shape[0], dtype=torch.bool)
@@ -212,8 +222,8 @@ class LangevinSampler:
 class _frozen:
     """Context: parameters of a module stop requiring gradients, restored on exit."""
 
-    def __init__(self, module: nn.Module) -> None:
-        self.params = [p for p in module.parameters() if p.requires_grad]
+    def __init__(self, module: nn.Module | None) -> None:
+        self.params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
 
     def __enter__(self) -> None:
         for p in self.params:

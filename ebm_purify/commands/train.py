@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--sample-every", type=int)
+    p.add_argument("--grid-steps", type=lambda t: [int(v) for v in t.split(",")], help="chain-grid columns, e.g. 0,100,500,1000,2000")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.*")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_option(p)
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--pgd-steps", type=int, help="PGD steps per training batch (default 10)")
     q.add_argument("--pgd-step-size", type=float, help="PGD step length (default 2.5 * eps / steps)")
     q.add_argument("--norm", choices=["linf", "l2"], default=None, help="PGD training norm (default linf)")
-    q.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    q.add_argument("--limit", type=int, help="use only the first N training and N test images (smoke runs)")
     q.add_argument("--seed", type=int)
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_option(q)
@@ -61,7 +62,7 @@ def run_train_ebm(args: argparse.Namespace) -> int:
     config = load_config(EBMTrainConfig, args.config, {
         "dataset": args.dataset, "iterations": args.iterations, "batch_size": args.batch_size, "bank_size": args.bank_size,
         "langevin_steps": args.langevin_steps, "rejuvenation": args.rejuvenation, "seed": args.seed,
-        "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
+        "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every, "grid_steps": args.grid_steps,
     })
     path = train_ebm(config, args.out, args.data_dir, device, args.resume, provenance(), progress=not args.no_progress)
     print(f"EBM checkpoint: {path}")

@@ -50,8 +50,8 @@ def train_classifier(
 ) -> Path:
     """Train and save a classifier checkpoint at ``out_path`` (stem); returns the JSON path.
 
-    ``perturb`` is required when ``config.adversarial`` is set. ``limit`` trains on the first
-    ``limit`` training images only (smoke tests).
+    ``perturb`` is required when ``config.adversarial`` is set. ``limit`` uses only the first
+    ``limit`` training and test images (smoke tests).
     """
     if config.adversarial and perturb is None:
         raise ValueError("adversarial training needs a perturb function")
@@ -60,7 +60,7 @@ def train_classifier(
     x_train, y_train = load_dataset(config.dataset, "train", data_dir)
     x_test, y_test = load_dataset(config.dataset, "test", data_dir)
     if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+        x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(x_train) / config.batch_size)

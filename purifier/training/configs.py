@@ -41,6 +41,7 @@ class EBMTrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 1000
     log_every: int = 10
+    grid_steps: list[int] = field(default_factory=lambda: [0, 100, 500, 1000, 2000])  # columns of the chain grids
     purify: dict[str, Any] = field(default_factory=lambda: {"steps": 500, "step_size": 0.0125, "temperature": 1e-4, "replicates": 1})
 
 

@@ -10,7 +10,7 @@ Langevin steps (:mod:`purifier.langevin`) to get negatives, and minimises
 with Adam (linear warm-up, cosine decay). The negatives return to the bank. Chains started at
 data that stay on the data manifold for hundreds to thousands of steps are what purification
 needs; the sample grids written during training (bank states; chains started at test images,
-after 0, 100, 500, 1000, 2000 steps) show whether they do. The exponential moving average of the
+after 0, 100, 500, 1000, 2000 steps by default) show whether they do. The exponential moving average of the
 weights is the model that is saved for purification.
 """
 
@@ -34,8 +34,6 @@ from purifier.langevin import LangevinConfig, LangevinSampler, mix
 from purifier.models import build
 from purifier.training.configs import EBMTrainConfig, to_dict
 from purifier.training.state import load_state, save_state
-
-CHAIN_GRID_STEPS = (0, 100, 500, 1000, 2000)
 
 
 def lr_at(iteration: int, base: float, warmup: int, total: int, final_fraction: float) -> float:
@@ -158,7 +156,7 @@ def _sample_grids(ema: torch.nn.Module, config: EBMTrainConfig, bank: torch.Tens
     x = x_test[:10] * (hi - lo) + lo
     streams = list(range(len(x)))
     columns, previous = [x], 0
-    for k in CHAIN_GRID_STEPS[1:]:
+    for k in sorted(set(config.grid_steps) - {0}):
         cfg = LangevinConfig.from_dict(config.purify).updated(steps=k - previous)
         columns.append(LangevinSampler(ema, cfg).run(columns[-1], streams, start_step=previous).x)
         previous = k

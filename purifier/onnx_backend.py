@@ -1,0 +1,149 @@
+"""The onnxruntime backend: the same interface as :class:`purifier.backends.TorchBackend`,
+running the graphs written by :mod:`purifier.onnx_export`.
+
+Chain noise is drawn by :func:`purifier.langevin.chain_noise` exactly as in torch, so the same
+seeds give the same outputs up to float error. Fused K-step graphs are used while at least K
+steps remain (a step hook then sees progress every K steps). Rows are run in fixed micro-batches,
+as in torch, so an image's output does not depend on its batch.
+
+Providers come from the caller, else CUDA (when torch sees a GPU) then CPU; intra-op threads are
+set from ``threads``. A user's ONNX classifier (NCHW input in a declared range) is wrapped by
+:class:`OnnxClassifier`; it has no gradients, so gradient attacks refuse it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from purifier.checkpoint import sha256_of
+from purifier.errors import CheckpointError, SettingsError
+from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_streams
+from purifier.onnx_export import MANIFEST
+
+
+def default_providers() -> list[str]:
+    available = ort.get_available_providers()
+    wanted = (["CUDAExecutionProvider"] if torch.cuda.is_available() else []) + ["CPUExecutionProvider"]
+    return [p for p in wanted if p in available]
+
+
+def session(path: Path, providers: Sequence[str] | None = None, threads: int | None = None) -> ort.InferenceSession:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: ONNX file not found")
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or default_providers()))
+    except Exception as err:  # onnxruntime raises its own exception types for bad files
+        raise CheckpointError(f"{path}: cannot load ONNX model ({str(err).splitlines()[0][:200]})") from None
+
+
+def _run_rows(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], rows_axis: dict[str, int], micro_batch: int | None) -> np.ndarray:
+    """Run ``sess`` over the rows of the inputs in fixed-size groups (the last padded)."""
+    n = next(v.shape[rows_axis[k]] for k, v in feeds.items())
+    m = micro_batch or n
+    outs = []
+    for start in range(0, n, m):
+        part = {}
+        for k, v in feeds.items():
+            chunk = np.take(v, range(start, min(start + m, n)), axis=rows_axis[k])
+            if chunk.shape[rows_axis[k]] < m:
+                pad = [(0, 0)] * v.ndim
+                pad[rows_axis[k]] = (0, m - chunk.shape[rows_axis[k]])
+                chunk = np.pad(chunk, pad)
+            part[k] = np.ascontiguousarray(chunk, dtype=np.float32)
+        outs.append(sess.run(None, part)[0][: min(m, n - start)])
+    return np.concatenate(outs)
+
+
+class _OnnxSampler(LangevinSampler):
+    """A LangevinSampler whose steps run in onnxruntime (the chain loop and hook are inherited)."""
+
+    def __init__(self, backend: OnnxBackend, config: LangevinConfig) -> None:
+        super().__init__(None, config, backend.micro_batch)  # type: ignore[arg-type]
+        self.backend = backend
+
+    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int) -> tuple[torch.Tensor, int]:
+        k = max(u for u in self.backend.steps_sessions if u <= remaining)
+        noise = torch.stack([self.noise(streams, step + i, x.shape[1:], torch.device("cpu")) for i in range(k)])
+        out = _run_rows(self.backend.steps_sessions[k], {"x": x.numpy(), "noise": noise.numpy()}, {"x": 0, "noise": 1}, self.micro_batch)
+        return torch.from_numpy(out), k
+
+
+class OnnxBackend:
+    """Purification (and classification) with onnxruntime from an export folder."""
+
+    name = "onnx"
+
+    def __init__(self, folder: str | Path, providers: Sequence[str] | None = None, threads: int | None = None, micro_batch: int | None = 8) -> None:
+        folder = Path(folder)
+        if not (folder / MANIFEST).is_file():
+            raise CheckpointError(f"{folder}: no {MANIFEST} (run ebm-purify export-onnx)")
+        self.manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+        files = self.manifest["files"]
+        self.steps_sessions = {int(k.split("_")[1]): session(folder / v, providers, threads) for k, v in files.items() if k.startswith("step_")}
+        self.energy_session = session(folder / files["energy"], providers, threads)
+        self.classifier_session = session(folder / files["classifier"], providers, threads) if "classifier" in files else None
+        self.image_shape: tuple[int, int, int] = tuple(self.manifest["image_shape"])  # type: ignore[assignment]
+        self.defaults = LangevinConfig.from_dict(self.manifest["langevin"])
+        self.data_range = tuple(self.manifest["data_range"])
+        self.num_classes = (self.manifest.get("classifier") or {}).get("num_classes") if self.classifier_session else None
+        self.metadata = {"dataset": self.manifest.get("dataset"), "weights": {"sha256": self.manifest.get("source_sha256")}}
+        self.micro_batch = micro_batch
+
+    def _to_energy(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.data_range
+        return x * (hi - lo) + lo
+
+    def purify(self, x: torch.Tensor, config: LangevinConfig, seeds: Sequence[int], hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.defaults
+        if (config.step_size, config.temperature, config.clamp) != (d.step_size, d.temperature, d.clamp):
+            raise SettingsError(
+                f"this ONNX export has step size {d.step_size}, temperature {d.temperature} and clamp {d.clamp} built in; re-export to change them"
+            )
+        n, r = x.shape[0], config.replicates
+        start = self._to_energy(x.float().cpu()).repeat_interleave(r, dim=0)
+        result = _OnnxSampler(self, config).run(start, chain_streams(list(seeds), r), hook=hook)
+        lo, hi = self.data_range
+        return ((result.x - lo) / (hi - lo)).clamp(0.0, 1.0).view(n, r, *x.shape[1:]), result.completed
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        out = _run_rows(self.energy_session, {"x": self._to_energy(x.float().cpu()).numpy()}, {"x": 0}, self.micro_batch)
+        return torch.from_numpy(out)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        if self.classifier_session is None:
+            raise SettingsError("this ONNX export has no classifier")
+        return torch.from_numpy(_run_rows(self.classifier_session, {"images": x.float().cpu().numpy()}, {"images": 0}, None))
+
+
+class OnnxClassifier(torch.nn.Module):
+    """A user's ONNX classifier: NCHW float input in ``input_range``; [0, 1] images in, logits out.
+    Inference only: it has no gradients, so attacks that differentiate it are refused."""
+
+    differentiable = False
+
+    def __init__(
+        self, path: str | Path, input_range: tuple[float, float] = (0.0, 1.0), providers: Sequence[str] | None = None, threads: int | None = None
+    ) -> None:
+        super().__init__()
+        self.session = session(Path(path), providers, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_range = input_range
+        self.sha256 = sha256_of(Path(path))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise SettingsError("an ONNX classifier has no gradients: gradient-based attacks cannot run on it (use --attack transfer)")
+        lo, hi = self.input_range
+        feed = (x.detach().float().cpu() * (hi - lo) + lo).numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: feed})[0]).to(x.device)
