@@ -28,7 +28,8 @@ from attacks.pgd import PGD, PGDResult, model_gradient
 from attacks.report import write_report
 from attacks.settings import EvalSettings
 from attacks.verify import verify
-from purifier.checkpoint import load_checkpoint, resolve
+from purifier.backends import load_classifier_ref
+from purifier.checkpoint import resolve
 from purifier.data import load_dataset
 from purifier.errors import SettingsError
 from purifier.grids import save_grid
@@ -42,6 +43,7 @@ RESULTS = "results.jsonl"
 class _Context:
     settings: EvalSettings
     classifier: nn.Module
+    transfer_source: nn.Module                 # the classifier transfer PGD differentiates
     defenses: dict[tuple[int, int], Defense]   # verification (K, R) -> defense
     attack_defense: Defense
     x: torch.Tensor
@@ -100,37 +102,34 @@ def _check_or_write_settings(settings: EvalSettings, out: Path) -> None:
     path.write_text(json.dumps({"fingerprint": settings.fingerprint(), "settings": settings.to_dict()}, indent=2))
 
 
-def _parse_classifier(ref: str) -> tuple[str, str]:
-    if ":" in ref and not Path(ref).exists():
-        model, role = ref.rsplit(":", 1)
-        return model, role
-    return ref, "classifier"
-
-
 def _context(s: EvalSettings) -> _Context:
-    purifier = Purifier.load(s.model, device=s.device) if s.defense == "ebm" else None
-    clf_ref, role = _parse_classifier(s.classifier) if s.classifier else (s.model, "classifier")
-    clf_path = resolve(clf_ref, role)
-    classifier, clf_meta = load_checkpoint(clf_path, device=s.device)
-    dataset = clf_meta.get("dataset", "mnist")
+    purifier = Purifier.load(s.model, device=s.device)
+    dataset = purifier.metadata.get("dataset", "mnist")
+    shape = purifier.image_shape or (1, 28, 28)
+    classifier, _, clf_sha = load_classifier_ref(s.classifier or s.model, shape, device=s.device)
+    source = classifier
+    if not getattr(classifier, "differentiable", True):
+        if s.attack != "transfer" and s.attack != "none":
+            raise SettingsError(f"the ONNX classifier has no gradients; {s.attack} needs them (use --attack transfer or none)")
+        source = load_classifier_ref(s.transfer_from or s.model, shape, device=s.device)[0]
+    elif s.transfer_from:
+        source = load_classifier_ref(s.transfer_from, shape, device=s.device)[0]
     x, y = load_dataset(dataset, "test", s.data_dir)
     if s.offset + s.n > len(x):
         raise SettingsError(f"offset {s.offset} + n {s.n} exceeds the {len(x)} test images of {dataset}")
-    models = {"classifier": str(clf_path), "classifier_sha256": clf_meta["weights"]["sha256"], "dataset": dataset}
+    models = {"classifier": s.classifier or f"{s.model}:classifier", "classifier_sha256": clf_sha, "dataset": dataset,
+              "ebm": str(resolve(s.model, "ebm")), "ebm_sha256": purifier.metadata["weights"]["sha256"]}
 
     def build(k: int | None) -> Defense:
         if s.defense == "none":
             return NoDefense(classifier)
         if s.defense == "ebm":
-            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps)  # type: ignore[arg-type]
+            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps)
         raise SettingsError(f"unknown defense {s.defense!r}")
 
-    if purifier is not None:
-        models.update(ebm=str(resolve(s.model, "ebm")), ebm_sha256=purifier.metadata["weights"]["sha256"])
-    default_k = purifier.defaults.steps if purifier is not None else 0
-    grid = s.verify_grid(default_k)
+    grid = s.verify_grid(purifier.defaults.steps if s.defense == "ebm" else 0)
     defenses = {(k, r): build(k) for k, r in grid}
-    return _Context(s, classifier, defenses, defenses[grid[0]], x, y, models)
+    return _Context(s, classifier, source, defenses, defenses[grid[0]], x, y, models)
 
 
 def _evaluate_batch(ctx: _Context, eps: float, indices: list[int], out: Path, first: bool) -> list[dict[str, Any]]:
@@ -196,7 +195,7 @@ def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: i
     norm, loss = Norm(s.norm), Loss(s.loss)
     budget = {"eps": eps, "step_size": s.step_for(eps), "steps": s.attack_steps, "restarts": s.restarts, "seed": seed}
     if s.attack == "transfer":
-        return PGD(model_gradient(ctx.classifier, loss), norm, keep_iterates=True, **budget).run(x, y)
+        return PGD(model_gradient(ctx.transfer_source, loss), norm, keep_iterates=True, **budget).run(x, y)
     if s.attack in ("bpda-eot", "adaptive"):
         mode = "bpda" if s.attack == "bpda-eot" else "exact"
         return PGD(eot_gradient(ctx.attack_defense, s.eot, mode, loss, seed), norm, keep_iterates=True, **budget).run(x, y)
@@ -213,8 +212,8 @@ def _large_eps_sanity(ctx: _Context, out: Path) -> None:
     s = ctx.settings
     n = min(32, s.n)
     x, y = ctx.x[s.offset : s.offset + n].to(s.device), ctx.y[s.offset : s.offset + n].to(s.device)
-    adv = PGD.on_model(ctx.classifier, Norm.LINF, eps=1.0, step_size=0.1, steps=20, seed=s.seed).run(x, y).x_adv
+    adv = PGD.on_model(ctx.transfer_source, Norm.LINF, eps=1.0, step_size=0.1, steps=20, seed=s.seed).run(x, y).x_adv
     with torch.no_grad():
-        acc = float((ctx.classifier(adv).argmax(1) == y).float().mean())
+        acc = float((ctx.transfer_source(adv).argmax(1) == y).float().mean())
     meta = {"large_eps_bare_accuracy": acc, "large_eps_images": n, "models": ctx.models}
     (out / "run_meta.json").write_text(json.dumps(meta, indent=2))

@@ -26,7 +26,8 @@ class EvalSettings:
     """One evaluation. Defaults follow Hill et al.'s protocol scaled to a CPU (see the README)."""
 
     model: str = "mnist"
-    classifier: str | None = None          # REF[:ROLE]; default: the model's own classifier
+    classifier: str | None = None          # REF[:ROLE] or a user's .onnx; default: the model's own classifier
+    transfer_from: str | None = None       # torch classifier REF[:ROLE] that transfer PGD attacks (default: the evaluated one)
     defense: str = "ebm"                   # ebm | none | a baseline of attacks.baselines
     attack: str = "bpda-eot"               # none | transfer | bpda-eot | adaptive | torchattacks:NAME
     norm: str = "linf"

@@ -10,13 +10,16 @@ Same seeds give the same chain noise in every backend (noise is drawn by :mod:`p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from purifier.errors import SettingsError
+from purifier.checkpoint import load_checkpoint, read_metadata, resolve
+from purifier.errors import CheckpointError, SettingsError
 from purifier.langevin import LangevinConfig, StepHook
 from purifier.purifier import Purifier
 
@@ -62,3 +65,48 @@ class TorchBackend:
             raise SettingsError("no classifier is configured")
         with torch.no_grad():
             return self.classifier(x.to(self.purifier.device)).cpu()
+
+
+def load_classifier_ref(reference: str | Path, image_shape: tuple[int, ...], input_range: tuple[float, float] = (0.0, 1.0),
+                        device: str = "cpu", threads: int | None = None) -> tuple[nn.Module, int, str]:
+    """A classifier from ``REF[:ROLE]`` (a torch checkpoint, model folder or shipped name) or a
+    user's ``.onnx`` file (NCHW input in ``input_range``); returns (model, classes, sha256)."""
+    ref = str(reference)
+    if ref.endswith(".onnx"):
+        from purifier.onnx_backend import OnnxClassifier, num_classes_of
+
+        clf = OnnxClassifier(ref, input_range, threads=threads)
+        return clf, num_classes_of(clf, image_shape), clf.sha256
+    source, role = ref.rsplit(":", 1) if ":" in ref and not Path(ref).exists() else (ref, "classifier")
+    model, meta = load_checkpoint(resolve(source, role), device=device)
+    return model, int(meta.get("num_classes") or 0) or None, meta["weights"]["sha256"]  # type: ignore[return-value]
+
+
+def load_backend(model: str | Path, backend: str = "torch", classifier: str | None = None, classifier_input_range: tuple[float, float] = (0.0, 1.0),
+                 device: str = "cpu", threads: int | None = None) -> Backend:
+    """The backend for ``model``. ``classifier``: REF[:ROLE] or ``.onnx`` file, ``"none"`` for
+    none, default the model's own classifier when it has one. ``backend="onnx"`` accepts an export
+    folder or a checkpoint (exported once into the cache)."""
+    clf, classes = None, None
+    if classifier != "none":
+        default = str(Path(model).parent) if Path(model).suffix in (".json", ".safetensors") else str(model)
+        try:
+            shape = _image_shape(model)
+            clf, classes, _ = load_classifier_ref(classifier or default, shape, classifier_input_range, device, threads)
+        except CheckpointError:
+            if classifier:  # asked for explicitly: an error; the model's own classifier is optional
+                raise
+    if backend == "onnx":  # imported here: the exporter pulls in onnxscript, which the torch path never needs
+        from purifier.onnx_backend import OnnxBackend, load_onnx_export
+
+        return OnnxBackend(load_onnx_export(model), threads=threads, classifier=clf)
+    if backend != "torch":
+        raise SettingsError(f"backend must be torch or onnx, got {backend!r}")
+    return TorchBackend(Purifier.load(model, device=device), clf, classes)
+
+
+def _image_shape(model: str | Path) -> tuple[int, ...]:
+    manifest = Path(model) / "manifest.json"  # an ONNX export folder
+    if manifest.is_file():
+        return tuple(json.loads(manifest.read_text())["image_shape"])
+    return tuple(read_metadata(resolve(model, "ebm")).get("image_shape", (1, 28, 28)))

@@ -22,10 +22,15 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from purifier.checkpoint import sha256_of
+from purifier.checkpoint import (
+    read_metadata,
+    resolve,
+    sha256_of,
+)
+from purifier.config import cache_dir
 from purifier.errors import CheckpointError, SettingsError
 from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_streams
-from purifier.onnx_export import MANIFEST
+from purifier.onnx_export import MANIFEST, export_onnx
 
 
 def default_providers() -> list[str]:
@@ -84,7 +89,10 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, folder: str | Path, providers: Sequence[str] | None = None, threads: int | None = None, micro_batch: int | None = 8) -> None:
+    def __init__(
+        self, folder: str | Path, providers: Sequence[str] | None = None, threads: int | None = None, micro_batch: int | None = 8,
+        classifier: torch.nn.Module | None = None,
+    ) -> None:
         folder = Path(folder)
         if not (folder / MANIFEST).is_file():
             raise CheckpointError(f"{folder}: no {MANIFEST} (run ebm-purify export-onnx)")
@@ -92,11 +100,13 @@ class OnnxBackend:
         files = self.manifest["files"]
         self.steps_sessions = {int(k.split("_")[1]): session(folder / v, providers, threads) for k, v in files.items() if k.startswith("step_")}
         self.energy_session = session(folder / files["energy"], providers, threads)
-        self.classifier_session = session(folder / files["classifier"], providers, threads) if "classifier" in files else None
+        if classifier is None and "classifier" in files:
+            classifier = OnnxClassifier(folder / files["classifier"], providers=providers, threads=threads)
+        self.classifier = classifier
         self.image_shape: tuple[int, int, int] = tuple(self.manifest["image_shape"])  # type: ignore[assignment]
         self.defaults = LangevinConfig.from_dict(self.manifest["langevin"])
         self.data_range = tuple(self.manifest["data_range"])
-        self.num_classes = (self.manifest.get("classifier") or {}).get("num_classes") if self.classifier_session else None
+        self.num_classes = num_classes_of(classifier, self.image_shape) if classifier is not None else None
         self.metadata = {"dataset": self.manifest.get("dataset"), "weights": {"sha256": self.manifest.get("source_sha256")}}
         self.micro_batch = micro_batch
 
@@ -121,9 +131,28 @@ class OnnxBackend:
         return torch.from_numpy(out)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        if self.classifier_session is None:
-            raise SettingsError("this ONNX export has no classifier")
-        return torch.from_numpy(_run_rows(self.classifier_session, {"images": x.float().cpu().numpy()}, {"images": 0}, None))
+        if self.classifier is None:
+            raise SettingsError("no classifier is configured")
+        with torch.no_grad():
+            return self.classifier(x.float().cpu())
+
+
+def num_classes_of(classifier: torch.nn.Module, image_shape: tuple[int, ...]) -> int:
+    """The number of logits a classifier returns (one probe on a blank image)."""
+    with torch.no_grad():
+        return int(classifier(torch.zeros(1, *image_shape)).shape[-1])
+
+
+def load_onnx_export(model: str | Path, unroll: int = 4) -> Path:
+    """An export folder for ``model``: itself if it holds a manifest, else an export of the
+    checkpoint cached under the download cache by the weights' sha256 (made on first use)."""
+    if (Path(model) / MANIFEST).is_file():
+        return Path(model)
+    meta = read_metadata(resolve(model, "ebm"))
+    folder = cache_dir() / "onnx" / f"{meta['weights']['sha256'][:16]}-u{unroll}"
+    if not (folder / MANIFEST).is_file():
+        export_onnx(model, folder, unroll=unroll)
+    return folder
 
 
 class OnnxClassifier(torch.nn.Module):

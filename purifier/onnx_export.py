@@ -64,7 +64,9 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
     energy = purifier.energy
     sampler = LangevinSampler(energy, purifier.defaults, micro_batch=None)
     shape = purifier.image_shape or (1, 28, 28)
-    x = torch.rand(3, *shape) * 2 - 1
+    # symbolic tracing gives equal sizes one symbol: the example batch must equal no other dimension
+    batch = next(b for b in (5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41) if b not in (*shape, unroll))
+    x = torch.rand(batch, *shape) * 2 - 1
 
     def steps(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         for k in range(noise.shape[0]):

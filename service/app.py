@@ -10,10 +10,9 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from purifier.backends import Backend
+from purifier.backends import Backend, load_backend
 from service.batcher import Batcher
 from service.errors import HANDLERS
-from service.loading import load_backend
 from service.metrics import Metrics
 from service.middleware import Guard, RequestMetrics
 from service.routes import health, kserve, purify
@@ -29,7 +28,8 @@ def create_app(settings: ServiceSettings | None = None, backend: Backend | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.threads:
             torch.set_num_threads(settings.threads)
-        app.state.backend = backend or load_backend(settings)
+        app.state.backend = backend or load_backend(settings.model, settings.backend, settings.classifier, settings.classifier_input_range,
+                                                    settings.device, settings.threads)
         if settings.warmup:
             _warm_up(app.state.backend)
         app.state.batcher = Batcher(app.state.backend, settings, metrics)

@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Robustness evaluation. `ebm-purify evaluate merge DIR... --out DIR` joins shard folders.")
     p.add_argument("--model", default="mnist", help="EBM: shipped name, model folder or checkpoint (default mnist)")
     p.add_argument("--classifier", help="classifier REF[:ROLE], e.g. mnist:classifier-pgd (default: the model's classifier)")
+    p.add_argument("--transfer-from", help="torch classifier REF[:ROLE] attacked by --attack transfer (default: the evaluated classifier; "
+                   "for an ONNX classifier, the model's own)")
     p.add_argument("--defense", default="ebm", help="ebm (default) or none")
     p.add_argument("--attack", default="bpda-eot", help="none, transfer, bpda-eot (default), adaptive, torchattacks:NAME")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf")
@@ -75,7 +77,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if eps is None and args.attack != "none":
         raise SettingsError("--eps or --eps-list is required for an attack")
     settings = EvalSettings(
-        model=args.model, classifier=args.classifier, defense=args.defense, attack=args.attack, norm=args.norm, eps=eps or [0.0],
+        model=args.model, classifier=args.classifier, transfer_from=args.transfer_from, defense=args.defense, attack=args.attack,
+        norm=args.norm, eps=eps or [0.0],
         n=args.n, offset=args.offset, steps=args.steps, steps_list=args.steps_list, replicates=args.replicates,
         replicates_list=args.replicates_list, eot=args.eot, attack_steps=args.attack_steps, step_size=args.step_size,
         restarts=args.restarts, loss=args.loss, surrogate_steps=args.surrogate_steps, verify_candidates=args.verify_candidates,

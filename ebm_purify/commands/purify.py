@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from ebm_purify.commands.common import add_runtime_options, apply_runtime
+from purifier.backends import load_backend
 from purifier.checkpoint import load_checkpoint, read_metadata, resolve, sha256_of
 from purifier.errors import DataError
 from purifier.grids import save_grid
 from purifier.images import array_to_batch, check_shape, decode_image, encode_png
-from purifier.purifier import Purifier
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, help="Langevin temperature T (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed, the same for every image (default 0)")
     p.add_argument("--batch-size", type=int, default=256, help="images per purification batch (default 256)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch (default) or onnx (MODEL an export folder, or a checkpoint exported once into the cache)")
     add_runtime_options(p)
     p.set_defaults(run=run_purify)
 
@@ -42,21 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_purify(args: argparse.Namespace) -> int:
     device = apply_runtime(args)
-    purifier = Purifier.load(args.model, device=device)
-    shape = purifier.image_shape or (1, 28, 28)
+    backend = load_backend(args.model, args.backend, classifier="none", device=device, threads=args.threads)
+    shape = backend.image_shape
     source = Path(args.input)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     names, x, writer = _read_input(source, shape)
-    chunks = [
-        purifier.copies(x[i : i + args.batch_size], steps=args.steps, replicates=args.replicates, step_size=args.step_size,
-                        temperature=args.temperature, seed=args.seed).cpu()
-        for i in range(0, len(x), args.batch_size)
-    ]
+    cfg = backend.defaults.updated(steps=args.steps, replicates=args.replicates, step_size=args.step_size, temperature=args.temperature)
+    chunks = [backend.purify(x[i : i + args.batch_size], cfg, [args.seed] * len(x[i : i + args.batch_size]))[0]
+              for i in range(0, len(x), args.batch_size)]
     purified = torch.cat(chunks)  # (N, R, C, H, W)
     written = writer(out, names, purified)
     grid_path = save_grid([x[:16], purified[:16, 0]], out / "grid.png")
-    cfg = purifier.config(steps=args.steps, replicates=args.replicates, step_size=args.step_size, temperature=args.temperature)
     print(f"purified {len(x)} image(s) x {args.replicates} cop{'y' if args.replicates == 1 else 'ies'} with {cfg.steps} steps "
           f"(eps={cfg.step_size}, T={cfg.temperature}) -> {written}; before/after grid: {grid_path}")
     return 0

@@ -1,0 +1,100 @@
+"""ONNX export and the onnxruntime backend: parity with torch for the same noise (batch sizes 1
+and 7, every shipped model and a fixture), a user's ONNX classifier in evaluate and the service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from purifier.backends import TorchBackend, load_backend
+from purifier.checkpoint import load_classifier, shipped_models
+from purifier.onnx_backend import OnnxBackend
+from purifier.onnx_export import export_onnx
+from purifier.purifier import Purifier
+from service.app import create_app
+from service.settings import ServiceSettings
+from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
+
+
+@pytest.fixture(scope="module")
+def fixture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("onnx") / "model"
+    make_ebm_checkpoint(folder / "ebm")
+    make_classifier_checkpoint(folder / "classifier")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def export(fixture_model: Path) -> Path:
+    export_onnx(fixture_model, fixture_model.parent / "export", unroll=3)
+    return fixture_model.parent / "export"
+
+
+def _parity(torch_backend: TorchBackend, onnx_backend: OnnxBackend) -> None:
+    for n in (1, 7):
+        x = torch.rand(n, *torch_backend.image_shape)
+        cfg = torch_backend.defaults.updated(steps=7, replicates=2)  # 2 fused 3-step blocks + 1 single step
+        a, done_a = torch_backend.purify(x, cfg, list(range(n)))
+        b, done_b = onnx_backend.purify(x, cfg, list(range(n)))
+        assert (a - b).abs().max().item() <= 1e-5 and done_a.all() and done_b.all()
+        assert (torch_backend.energy(x) - onnx_backend.energy(x)).abs().max().item() <= 1e-5
+        if torch_backend.classifier is not None:
+            assert (torch_backend.classify(x) - onnx_backend.classify(x)).abs().max().item() <= 1e-5
+
+
+def test_manifest_records_the_export(export: Path, fixture_model: Path) -> None:
+    manifest = json.loads((export / "manifest.json").read_text())
+    ebm_meta = json.loads((fixture_model / "ebm.json").read_text())
+    assert manifest["opset"] >= 17 and manifest["unroll"] == 3 and manifest["data_range"] == [-1.0, 1.0]
+    assert manifest["source_sha256"] == ebm_meta["weights"]["sha256"] and manifest["classifier"]["num_classes"] == 10
+    assert set(manifest["files"]) == {"step_1", "step_3", "energy", "classifier"} and manifest["inputs"]["x"][0] == "batch"
+    assert manifest["langevin"]["step_size"] == ebm_meta["langevin"]["step_size"]
+
+
+def test_onnx_matches_torch_on_the_fixture(export: Path, fixture_model: Path) -> None:
+    tb = TorchBackend(Purifier.load(fixture_model), load_classifier(fixture_model), 10)
+    _parity(tb, OnnxBackend(export))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", shipped_models())
+def test_onnx_matches_torch_on_shipped_models(name: str, tmp_path: Path) -> None:
+    export_onnx(name, tmp_path, unroll=3)
+    _parity(load_backend(name), OnnxBackend(tmp_path))
+
+
+def test_onnx_refuses_settings_baked_into_the_graph(export: Path) -> None:
+    ob = OnnxBackend(export)
+    with pytest.raises(Exception, match="re-export"):
+        ob.purify(torch.rand(1, 1, 28, 28), ob.defaults.updated(step_size=0.5), [0])
+
+
+def test_user_onnx_classifier_in_evaluate(cli, fixture_model: Path, export: Path, tmp_path: Path, data_dir: Path) -> None:
+    base = ("evaluate", "--model", fixture_model, "--classifier", export / "classifier.onnx", "--n", "4", "--steps", "2",
+            "--replicates", "2", "--data-dir", data_dir, "--no-progress")
+    code, _, err = cli(*base, "--attack", "transfer", "--eps", "0.2", "--attack-steps", "2", "--out", tmp_path / "t")
+    assert code == 0, err
+    onnx_report = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert cli("evaluate", "--model", fixture_model, "--n", "4", "--steps", "2", "--replicates", "2", "--data-dir", data_dir, "--no-progress",
+               "--attack", "transfer", "--eps", "0.2", "--attack-steps", "2", "--out", tmp_path / "u")[0] == 0
+    torch_report = json.loads((tmp_path / "u" / "report.json").read_text())
+    assert onnx_report["by_eps"][0]["bare_natural"] == torch_report["by_eps"][0]["bare_natural"]
+    assert onnx_report["by_eps"][0]["bare_adversarial"] == torch_report["by_eps"][0]["bare_adversarial"]
+    code, _, err = cli(*base, "--attack", "bpda-eot", "--eps", "0.2", "--out", tmp_path / "b")
+    assert code == 2 and "no gradients" in err
+
+
+def test_service_on_the_onnx_backend_equals_torch(export: Path, fixture_model: Path) -> None:
+    x = torch.rand(2, 28, 28)
+    outs = []
+    for backend, model in (("onnx", export), ("torch", fixture_model)):
+        app = create_app(ServiceSettings(model=str(model), backend=backend, classifier=str(export / "classifier.onnx")))
+        with TestClient(app) as client:
+            r = client.post("/classify", json={"images": x.tolist(), "steps": 4, "replicates": 2, "seed": 3})
+            assert r.status_code == 200, r.text
+            outs.append(torch.tensor(r.json()["logits"]))
+    assert (outs[0] - outs[1]).abs().max() <= 1e-5
