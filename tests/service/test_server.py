@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from purifier.purifier import Purifier
+from service.child import running_server
 from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
-from tests.service.server import running_server
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Start the real service (uvicorn in a subprocess on 127.0.0.1, a free port) and stop it by PID."""
+"""Run the service in a child process on 127.0.0.1 and a free port, wait for readiness, stop it
+by PID with SIGTERM: for the tests, the load benchmark and notebooks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +24,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(model: Path, *flags: str, env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_server(model: Path | str, *flags: str, env: dict[str, str] | None = None, ready_timeout: float = 90.0,
+                   threads: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
     """Yields (base URL, process); the process's log path is ``proc.log_path``."""
     port = free_port()
-    cmd = [sys.executable, "-m", "ebm_purify.cli", "serve", "--model", str(model), "--port", str(port), "--threads", "1", *flags]
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"ebm-purify-test-server-{port}.log", "w")
+    cmd = [sys.executable, "-m", "ebm_purify.cli", "serve", "--model", str(model), "--port", str(port), "--threads", str(threads), *flags]
+    log = tempfile.NamedTemporaryFile("w", prefix=f"ebm-purify-server-{port}-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     proc.log_path = Path(log.name)  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
