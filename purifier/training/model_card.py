@@ -1,0 +1,123 @@
+"""Model cards: a Markdown page beside shipped weights, assembled from what the runs recorded
+(checkpoint metadata, training logs, the midrun-curve report), never typed by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from purifier.checkpoint import read_metadata
+
+
+def _tail_stats(log: Path, last: int = 100) -> dict[str, float]:
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    rows = rows[-max(1, last // 10) :]
+    keys = [k for k in ("loss", "e_pos", "e_neg", "gap", "grad_norm", "train_acc") if rows and k in rows[0]]
+    return {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in keys}
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
+
+
+def _checkpoint_section(title: str, meta_path: Path, log: Path) -> list[str]:
+    meta = read_metadata(meta_path)
+    t = meta.get("training", {})
+    lines = [f"### {title}", "", f"- file: `{meta_path.with_suffix('.safetensors').name}` (sha256 `{meta['weights']['sha256']}`)",
+             f"- architecture: `{meta['architecture']['name']}` {json.dumps(meta['architecture'].get('args', {}))}",
+             f"- command: `{t.get('command', '?')}` at commit `{(t.get('git_commit') or '?')[:12]}`{' (uncommitted changes)' if t.get('git_dirty') else ''}",
+             f"- wall time on this machine ({t.get('machine', '?')}): {_hms(float(t.get('wall_time_s', 0)))}"]
+    if "clean_test_accuracy" in t:
+        lines.append(f"- clean accuracy on the full test set ({t.get('test_images')} images): **{100 * t['clean_test_accuracy']:.2f}%**")
+    if t.get("adversarial"):
+        lines.append(f"- adversarial training: PGD {json.dumps(t['adversarial'])}")
+    if "iterations" in t:
+        lines.append(f"- iterations: {t['iterations']}")
+    stats = _tail_stats(log)
+    if stats:
+        lines.append("- final training statistics (mean of the last logged records): " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    return [*lines, ""]
+
+
+def _curve_section(curve: dict[str, Any], chosen: int, reason: str) -> list[str]:
+    entry = curve["by_eps"][0]
+    clean = entry["bare_natural"]
+    lines = ["## Midrun evidence: accuracy after purification", "",
+             f"Naturally trained classifier on {clean['n']} clean test images (indices from {curve['settings']['offset']}), "
+             f"purified with K Langevin steps, one copy (R = 1), seed {curve['settings']['seed']}:", "",
+             "| K | accuracy % | 95% interval |", "|---|---|---|",
+             f"| 0 (no purification) | {100 * clean['accuracy']:.1f} | [{100 * clean['ci95'][0]:.1f}, {100 * clean['ci95'][1]:.1f}] |"]
+    rows = sorted(((int(k.split("x")[0]), v) for k, v in entry["defended_natural"].items()), key=lambda kv: kv[0])
+    lines += [f"| {k} | {100 * v['accuracy']:.1f} | [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] |" for k, v in rows if k > 0]
+    return [*lines, "", f"**Default K = {chosen}.** {reason}", ""]
+
+
+def write_model_card(folder: Path, runs: dict[str, Path], curve_report: Path | None, chosen_steps: int, reason: str, notes: str = "") -> Path:
+    """Write ``folder/MODEL_CARD.md``; ``runs`` maps role (ebm, classifier, classifier-pgd) to its training output folder."""
+    ebm = read_metadata(folder / "ebm.json")
+    lines = [f"# Model card: `{folder.name}`", "", f"Midrun EBM purifier and classifiers for **{ebm['dataset']}**, trained on a 2-core CPU with "
+             "this project's own commands. Load by name: `Purifier.load(\"" + folder.name + "\")`, "
+             "`load_classifier(\"" + folder.name + "\")`, `load_classifier(\"" + folder.name + "\", \"classifier-pgd\")`.", "",
+             f"Purification defaults: {json.dumps(ebm['langevin'])}, data range {ebm['data_range']}.", "", "## Checkpoints", ""]
+    for role, title in (("ebm", "Energy-based model (EMA weights)"), ("classifier", "Classifier, natural training"),
+                        ("classifier-pgd", "Classifier, PGD adversarial training (baseline)")):
+        if (folder / f"{role}.json").is_file():
+            log = runs[role] / "train_log.jsonl" if role == "ebm" else runs[role].with_suffix(".log.jsonl")
+            lines += _checkpoint_section(title, folder / f"{role}.json", log)
+    if curve_report is not None and curve_report.is_file():
+        lines += _curve_section(json.loads(curve_report.read_text()), chosen_steps, reason)
+    grids = sorted(p.name for p in folder.glob("*.png"))
+    if grids:
+        lines += ["## Sample grids", ""] + [f"![{g}]({g})" for g in grids] + [""]
+    if notes:
+        lines += ["## Notes", "", notes, ""]
+    path = folder / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def ship(name: str, runs_dir: Path, curve_report: Path | None, steps: int | None, reason: str, notes: str = "") -> Path:
+    """Copy a run's checkpoints and last sample grids into ``purifier/weights/<name>``, set the
+    default Langevin steps (the EBM metadata changes, its weights do not), and write the card."""
+    import shutil
+
+    from purifier.config import WEIGHTS_DIR
+
+    folder = WEIGHTS_DIR / name
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = {"ebm": runs_dir / "ebm", "classifier": runs_dir / "classifier", "classifier-pgd": runs_dir / "classifier-pgd"}
+    for role, src in runs.items():
+        stem = src / "ebm" if role == "ebm" else src
+        if stem.with_suffix(".json").is_file():
+            for suffix in (".json", ".safetensors"):
+                shutil.copy(stem.with_suffix(suffix), folder / f"{role}{suffix}")
+    if steps is not None:
+        meta = json.loads((folder / "ebm.json").read_text())
+        meta["langevin"]["steps"] = steps
+        (folder / "ebm.json").write_text(json.dumps(meta, indent=2) + "\n")
+    samples = sorted((runs_dir / "ebm" / "samples").glob("chains_*.png"))
+    banks = sorted((runs_dir / "ebm" / "samples").glob("bank_*.png"))
+    for src, dst in ((samples[-1] if samples else None, "chains.png"), (banks[-1] if banks else None, "bank.png")):
+        if src is not None:
+            shutil.copy(src, folder / dst)
+    return write_model_card(folder, runs, curve_report, int(json.loads((folder / "ebm.json").read_text())["langevin"]["steps"]), reason, notes)
+
+
+def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="ship a trained model: copy checkpoints into purifier/weights/NAME and write its model card")
+    p.add_argument("--name", required=True)
+    p.add_argument("--runs", required=True, type=Path, help="the training output folder (ebm/, classifier.*, classifier-pgd.*)")
+    p.add_argument("--curve", type=Path, help="report.json of `ebm-purify evaluate --attack none --steps-list ...`")
+    p.add_argument("--steps", type=int, help="default Langevin steps to record")
+    p.add_argument("--reason", default="", help="why this default")
+    p.add_argument("--notes", default="")
+    args = p.parse_args()
+    print(ship(args.name, args.runs, args.curve, args.steps, args.reason, args.notes))
+
+
+if __name__ == "__main__":
+    main()
