@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from purifier.backends import Backend, load_backend
 from service.batcher import Batcher
+from service.codecs import JsonRequest
 from service.errors import HANDLERS
 from service.metrics import Metrics
 from service.middleware import Guard, RequestMetrics
@@ -53,7 +55,20 @@ def create_app(settings: ServiceSettings | None = None, backend: Backend | None 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema plus the JSON request body of /purify and /classify, which the routes
+    parse themselves (they also take multipart, PNG and NPY bodies)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        body = JsonRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(body.pop("$defs", {}))
+        schema["components"]["schemas"]["JsonRequest"] = body
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _warm_up(backend: Backend) -> None:

@@ -23,7 +23,8 @@ from service.dispatch import ClientGone, check_ready, run
 from service.errors import ApiError
 from service.routes.health import is_ready
 
-router = APIRouter(prefix="/v2/models", tags=["kserve-v2"])
+router = APIRouter(prefix="/v2/models", tags=["kserve-v2"],
+                   responses={400: {"description": "malformed JSON"}, 404: {"description": "no such model"}, 503: {"description": "not ready"}})
 DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "UINT8": np.uint8}
 
 
@@ -78,7 +79,8 @@ async def model_ready(request: Request, model: str) -> JSONResponse:
     return JSONResponse({"name": model, "ready": ok}, status_code=200 if ok else 503)
 
 
-@router.post("/{model}/infer")
+@router.post("/{model}/infer", responses={413: {"description": "too many images"}, 501: {"description": "no classifier"},
+                                          504: {"description": "deadline passed"}})
 async def infer(request: Request, model: str, body: InferRequest) -> JSONResponse:
     classify = _classify_or_404(request, model)
     check_ready(request)

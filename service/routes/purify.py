@@ -25,7 +25,7 @@ BODY_DOC = {
     }
 }
 ERRORS = {code: {"description": d} for code, d in {
-    401: "missing or wrong API key", 413: "body, image or batch too large", 415: "unsupported media type",
+    400: "malformed body (multipart or JSON syntax)", 401: "missing or wrong API key", 413: "body, image or batch too large", 415: "unsupported media type",
     422: "invalid input or settings", 503: "queue full or draining (Retry-After)", 504: "deadline passed"}.items()}
 
 
