@@ -199,7 +199,10 @@ class Batcher:
         try:
             energy_before = self.backend.energy(x)
             copies, completed = self.backend.purify(x, cfg, seeds, hook)
-            energy_after = self.backend.energy(copies.flatten(0, 1)).view(len(x), r).mean(1)
+            finite = torch.isfinite(copies.flatten(1)).all(1)
+            energy_after = torch.full((len(x),), float("nan"))
+            if finite.any():
+                energy_after[finite] = self.backend.energy(copies[finite].flatten(0, 1)).view(-1, r).mean(1)
         finally:
             self.metrics.inflight_images.set(0)
             self.metrics.compute.observe(time.monotonic() - t0)
@@ -210,12 +213,12 @@ class Batcher:
             if job.stop_reason is not None or not bool(completed[sl.start * r : sl.stop * r].all()):
                 self._finish_cancelled(job, job.stop_reason or "deadline")
                 continue
+            if not bool(finite[sl].all()):
+                self._resolve(job, ApiError(500, "non_finite_output", "the model produced non-finite values for this input"), "failed")
+                continue
             result = Result(copies[sl], energy_before[sl], energy_after[sl])
             if job.classify:
                 result.logits = self._classify(job, result.copies)
-            if not (torch.isfinite(result.copies).all() and torch.isfinite(result.energy_after).all()):
-                self._resolve(job, ApiError(500, "non_finite_output", "the model produced non-finite values for this input"), "failed")
-                continue
             self.metrics.images.labels("classify" if job.classify else "purify").inc(job.n)
             self._resolve(job, result, "ok")
 
