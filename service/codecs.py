@@ -46,9 +46,10 @@ def _limits(s: ServiceSettings) -> ImageLimits:
     return ImageLimits(max_side=s.max_side, max_pixels=s.max_pixels)
 
 
-def decode_one(data: bytes, shape: tuple[int, int, int], s: ServiceSettings) -> torch.Tensor:
-    """One uploaded file (an image or an NPY) -> (n, C, H, W)."""
-    if data.startswith(NPY_MAGIC):
+def decode_one(data: bytes, shape: tuple[int, int, int], s: ServiceSettings, content_type: str = "") -> torch.Tensor:
+    """One uploaded file (an image or an NPY, by declared type, else by its magic bytes) -> (n, C, H, W)."""
+    declared = content_type.split(";")[0].strip().lower()
+    if declared in NPY_TYPES - {"application/octet-stream"} or (not declared.startswith("image/") and data.startswith(NPY_MAGIC)):
         return _npy_batch(data, shape, s)
     img = decode_image(data, shape[0], _limits(s))
     check_shape(img, shape)
@@ -73,7 +74,7 @@ async def read_images(request: Request, shape: tuple[int, int, int], s: ServiceS
         options = Options.model_validate({**query, **fields})
         if not files:
             raise ApiError(422, "no_images", "the multipart body has no files")
-        parts = [decode_one(await f.read(), shape, s) for f in files]
+        parts = [decode_one(await f.read(), shape, s, f.content_type or "") for f in files]
         return _stack(parts, s), options
     body = await request.body()
     if ctype == "application/json":
