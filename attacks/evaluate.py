@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from attacks.baselines import BinarizeDefense, NoiseMedianDefense
 from attacks.defenses import Defense, EBMDefense, NoDefense, defended_predictions
 from attacks.eot import eot_gradient
 from attacks.interop import defense_module, torchattacks_attack
@@ -125,7 +126,11 @@ def _context(s: EvalSettings) -> _Context:
             return NoDefense(classifier)
         if s.defense == "ebm":
             return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps)
-        raise SettingsError(f"unknown defense {s.defense!r}")
+        if s.defense == "binarize":
+            return BinarizeDefense(classifier)
+        if s.defense == "noise-median":
+            return NoiseMedianDefense(classifier)
+        raise SettingsError(f"unknown defense {s.defense!r} (ebm, none, binarize, noise-median)")
 
     grid = s.verify_grid(purifier.defaults.steps if s.defense == "ebm" else 0)
     defenses = {(k, r): build(k) for k, r in grid}
@@ -215,5 +220,5 @@ def _large_eps_sanity(ctx: _Context, out: Path) -> None:
     adv = PGD.on_model(ctx.transfer_source, Norm.LINF, eps=1.0, step_size=0.1, steps=20, seed=s.seed).run(x, y).x_adv
     with torch.no_grad():
         acc = float((ctx.transfer_source(adv).argmax(1) == y).float().mean())
-    meta = {"large_eps_bare_accuracy": acc, "large_eps_images": n, "models": ctx.models}
+    meta = {"large_eps_bare_accuracy": acc, "large_eps_images": n, "models": {**ctx.models, "defense": ctx.attack_defense.describe()}}
     (out / "run_meta.json").write_text(json.dumps(meta, indent=2))

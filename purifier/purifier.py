@@ -124,7 +124,7 @@ class Purifier(nn.Module):
             return self.run_chains(x, cfg, seed, hook)[0]
         self._check(x)
         n, r = x.shape[0], cfg.replicates
-        streams = chain_streams(_seed_list(seed, n), r)
+        streams = chain_streams(seed_list(seed, n), r)
         x = x.to(self.device)
         start = self.to_energy_range(x).repeat_interleave(r, dim=0)
         sampler = LangevinSampler(self.energy, cfg, self.micro_batch)
@@ -147,7 +147,7 @@ class Purifier(nn.Module):
         Chains a ``hook`` stops keep their last state and are marked not completed."""
         self._check(x)
         n, r = x.shape[0], config.replicates
-        streams = chain_streams(_seed_list(seed, n), r)
+        streams = chain_streams(seed_list(seed, n), r)
         start = self.to_energy_range(x.to(self.device)).repeat_interleave(r, dim=0)
         result = LangevinSampler(self.energy, config, self.micro_batch).run(start, streams, hook=hook)
         return self.from_energy_range(result.x).clamp(0.0, 1.0).view(n, r, *x.shape[1:]), result.completed
@@ -158,7 +158,7 @@ class Purifier(nn.Module):
         cfg = self.config(replicates=replicates)
         self._check(x)
         n, r = x.shape[0], cfg.replicates
-        streams = chain_streams(_seed_list(seed, n), r)
+        streams = chain_streams(seed_list(seed, n), r)
         state = self.to_energy_range(x.to(self.device)).repeat_interleave(r, dim=0)
         out, done = {}, 0
         for k in sorted(set(at_steps)):
@@ -176,7 +176,8 @@ class Purifier(nn.Module):
             raise SettingsError("images contain NaN or infinite values")
 
 
-def _seed_list(seed: Seeds, n: int) -> list[int]:
+def seed_list(seed: Seeds, n: int) -> list[int]:
+    """Per-image seeds: one int for every image, or a sequence/tensor of ``n``."""
     if isinstance(seed, int):
         return [seed] * n
     seeds = [int(s) for s in (seed.tolist() if isinstance(seed, torch.Tensor) else seed)]

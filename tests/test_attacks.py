@@ -83,3 +83,21 @@ def test_wilson_interval_known_values() -> None:
     assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
     assert wilson_interval(0, 10)[0] == 0.0 and abs(wilson_interval(10, 10)[1] - 1.0) < 1e-12
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_baselines_transform_and_take_gradients() -> None:
+    from attacks.baselines import BinarizeDefense, NoiseMedianDefense, median_filter
+
+    _, clf = _parts()
+    x = torch.rand(2, 1, 28, 28)
+    b = BinarizeDefense(clf)
+    assert set(b.transform(x, "none").unique().tolist()) <= {0.0, 1.0}
+    y = torch.tensor([1, 2])
+    for defense, mode in ((b, "bpda"), (NoiseMedianDefense(clf), "bpda"), (NoiseMedianDefense(clf), "exact")):
+        _, grad, _ = eot_gradient(defense, eot=2, gradient=mode)(x, y)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    nm = NoiseMedianDefense(clf, sigma=0.0)
+    assert torch.allclose(nm.transform(x, 1, 0, "none"), median_filter(x, 3))
+    const = torch.full((1, 1, 5, 5), 0.3)
+    assert torch.allclose(median_filter(const, 3), const)
+    assert not torch.equal(NoiseMedianDefense(clf).logits(x, 2, 0, "none")[:, 0], NoiseMedianDefense(clf).logits(x, 2, 0, "none")[:, 1])

@@ -74,3 +74,13 @@ def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Pa
                            (("--attack", "none", "--n", "20000"), "exceeds")):
         code, _, err = cli(*base, *extra)
         assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("defense", ["none", "binarize", "noise-median"])
+def test_baseline_defenses_in_the_harness(cli, model_dir: Path, tmp_path: Path, data_dir: Path, defense: str) -> None:
+    out = tmp_path / defense
+    code, _, err = cli("evaluate", "--model", model_dir, "--defense", defense, "--attack", "bpda-eot", "--eps", "0.2", "--n", "3",
+                       "--eot", "2", "--attack-steps", "2", "--replicates", "2", "--data-dir", data_dir, "--out", out, "--no-progress")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["defense"] == defense and report["sanity"]["gradients_nonzero"]

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", help="classifier REF[:ROLE], e.g. mnist:classifier-pgd (default: the model's classifier)")
     p.add_argument("--transfer-from", help="torch classifier REF[:ROLE] attacked by --attack transfer (default: the evaluated classifier; "
                    "for an ONNX classifier, the model's own)")
-    p.add_argument("--defense", default="ebm", help="ebm (default) or none")
+    p.add_argument("--defense", default="ebm", help="ebm (default), none, or a cheap baseline: binarize, noise-median")
     p.add_argument("--attack", default="bpda-eot", help="none, transfer, bpda-eot (default), adaptive, torchattacks:NAME")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf")
     p.add_argument("--eps", type=float, help="attack radius (images in [0, 1])")
