@@ -45,13 +45,16 @@ def make_classifier_checkpoint(path: Path, seed: int = 0) -> Path:
     return save_checkpoint(clf, path, meta)
 
 
-@pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
+def make_model_folder(folder: Path) -> Path:
     """A model folder like the shipped ones: ebm + classifier, random weights."""
-    folder = tmp_path / "model"
     make_ebm_checkpoint(folder / "ebm")
     make_classifier_checkpoint(folder / "classifier")
     return folder
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    return make_model_folder(tmp_path / "model")
 
 
 @pytest.fixture

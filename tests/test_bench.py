@@ -13,13 +13,17 @@ import pytest
 from tests.conftest import ROOT, make_ebm_checkpoint
 
 
+def _run(module: str, tmp_path: Path, *args: str) -> dict:
+    make_ebm_checkpoint(tmp_path / "m" / "ebm")
+    out = tmp_path / "result.json"
+    subprocess.run([sys.executable, "-m", module, "--model", str(tmp_path / "m"), *args, "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=600)
+    return json.loads(out.read_text())
+
+
 @pytest.mark.slow
 def test_purify_speed_smoke(tmp_path: Path) -> None:
-    make_ebm_checkpoint(tmp_path / "m" / "ebm")
-    out = tmp_path / "speed.json"
-    subprocess.run([sys.executable, "-m", "bench.purify_speed", "--model", str(tmp_path / "m"), "--batches", "1,3", "--steps", "2",
-                    "--repeats", "1", "--unroll", "2", "--out", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=600)
-    result = json.loads(out.read_text())
+    result = _run("bench.purify_speed", tmp_path, "--batches", "1,3", "--steps", "2", "--repeats", "1", "--unroll", "2")
     assert result["machine"]["cores"] and result["matmul_gflops"] > 0 and [r["batch"] for r in result["rows"]] == [1, 3]
     for row in result["rows"]:
         for name in ("reference", "purifier", "purifier_no_microbatch", "onnxruntime"):
@@ -29,10 +33,6 @@ def test_purify_speed_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_service_load_smoke(tmp_path: Path) -> None:
-    make_ebm_checkpoint(tmp_path / "m" / "ebm")
-    out = tmp_path / "load.json"
-    subprocess.run([sys.executable, "-m", "bench.service_load", "--model", str(tmp_path / "m"), "--clients", "1,4", "--requests", "8",
-                    "--steps", "2", "--threads", "1", "--out", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=600)
-    rows = json.loads(out.read_text())["rows"]
+    rows = _run("bench.service_load", tmp_path, "--clients", "1,4", "--requests", "8", "--steps", "2", "--threads", "1")["rows"]
     assert [r["clients"] for r in rows] == [1, 4]
     assert all(r["every_request_answered_once"] and r["responses_by_status"] == {"200": 8} for r in rows)

@@ -17,15 +17,12 @@ from purifier.onnx_export import export_onnx
 from purifier.purifier import Purifier
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
+from tests.conftest import make_model_folder
 
 
 @pytest.fixture(scope="module")
 def fixture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("onnx") / "model"
-    make_ebm_checkpoint(folder / "ebm")
-    make_classifier_checkpoint(folder / "classifier")
-    return folder
+    return make_model_folder(tmp_path_factory.mktemp("onnx") / "model")
 
 
 @pytest.fixture(scope="module")

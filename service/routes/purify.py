@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from purifier.images import encode_png
+from service.batcher import Job, Result
 from service.codecs import Options, npy_bytes, png_payload, read_images, tensor_payload
 from service.dispatch import ClientGone, check_ready, run
 
@@ -33,15 +34,24 @@ def _energy(result: Any) -> dict[str, Any]:
     return {"energy_before": tensor_payload(result.energy_before), "energy_after": tensor_payload(result.energy_after)}
 
 
-@router.post("/purify", openapi_extra=BODY_DOC, responses=ERRORS)
-async def purify(request: Request) -> Response:
-    """Purify a batch of images; returns R purified copies per image and energies before/after."""
+async def _handle(request: Request, classify: bool) -> tuple[Result, Job, Options] | Response:
+    """Read the images, queue the job, wait: the shared prologue of /purify and /classify."""
     check_ready(request)
     x, options = await read_images(request, request.app.state.backend.image_shape, request.app.state.settings)
     try:
-        result, job = await run(request, x, options, classify=False)
+        result, job = await run(request, x, options, classify=classify)
     except ClientGone:
         return Response(status_code=499)
+    return result, job, options
+
+
+@router.post("/purify", openapi_extra=BODY_DOC, responses=ERRORS)
+async def purify(request: Request) -> Response:
+    """Purify a batch of images; returns R purified copies per image and energies before/after."""
+    handled = await _handle(request, classify=False)
+    if isinstance(handled, Response):
+        return handled
+    result, job, options = handled
     return _purify_response(request, result, job.config.steps, job.config.replicates, options)
 
 
@@ -65,12 +75,10 @@ def _purify_response(request: Request, result: Any, steps: int, replicates: int,
 @router.post("/classify", openapi_extra=BODY_DOC, responses={**ERRORS, 501: {"description": "no classifier configured"}})
 async def classify(request: Request) -> Response:
     """Purify, then classify with the configured classifier; logits averaged over the copies."""
-    check_ready(request)
-    x, options = await read_images(request, request.app.state.backend.image_shape, request.app.state.settings)
-    try:
-        result, job = await run(request, x, options, classify=True)
-    except ClientGone:
-        return Response(status_code=499)
+    handled = await _handle(request, classify=True)
+    if isinstance(handled, Response):
+        return handled
+    result, job, options = handled
     logits = result.logits
     return JSONResponse({
         "model": request.app.state.settings.model_name, "steps": job.config.steps, "replicates": job.config.replicates, "seed": options.seed,

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from service.child import running_server
-from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
+from tests.conftest import make_model_folder
 
 
 def _png(img: Image.Image) -> bytes:
@@ -84,10 +84,7 @@ CORPUS: list[tuple[str, bytes, str, int, str | None]] = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    folder: Path = tmp_path_factory.mktemp("corpus") / "model"
-    make_ebm_checkpoint(folder / "ebm")
-    make_classifier_checkpoint(folder / "classifier")
-    with running_server(folder, "--max-steps", "3") as (url, proc):
+    with running_server(make_model_folder(tmp_path_factory.mktemp("corpus") / "model"), "--max-steps", "3") as (url, proc):
         yield url, proc
 
 

@@ -16,12 +16,11 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
+from tests.conftest import make_model_folder
 
 EXAMPLES = int(os.environ.get("EBM_PURIFY_FUZZ_EXAMPLES", "25"))
 _folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"ebm-purify-fuzz-{os.getpid()}"
-make_ebm_checkpoint(_folder / "ebm")
-make_classifier_checkpoint(_folder / "classifier")
+make_model_folder(_folder)
 app = create_app(ServiceSettings(model=str(_folder), max_steps=3, max_replicates=2, max_images=4, warmup=False))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 

@@ -24,7 +24,7 @@ from purifier.purifier import Purifier
 from service.app import create_app
 from service.child import running_server
 from service.settings import ServiceSettings
-from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
+from tests.conftest import make_model_folder
 
 POISON_RAISE, POISON_NAN = 0.123, 0.321  # first pixel values that make the faulty backend misbehave
 
@@ -51,10 +51,7 @@ class FaultyBackend(TorchBackend):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("rel") / "model"
-    make_ebm_checkpoint(folder / "ebm")
-    make_classifier_checkpoint(folder / "classifier")
-    return folder
+    return make_model_folder(tmp_path_factory.mktemp("rel") / "model")
 
 
 def _image(first: float | None = None, seed: int = 0) -> list:

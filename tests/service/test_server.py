@@ -19,15 +19,12 @@ from PIL import Image
 
 from purifier.purifier import Purifier
 from service.child import running_server
-from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
+from tests.conftest import make_model_folder
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("served") / "model"
-    make_ebm_checkpoint(folder / "ebm")
-    make_classifier_checkpoint(folder / "classifier")
-    return folder
+    return make_model_folder(tmp_path_factory.mktemp("served") / "model")
 
 
 @pytest.fixture(scope="module")
