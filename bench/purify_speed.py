@@ -68,14 +68,19 @@ def run(model: str, batches: list[int], steps: int, repeats: int, unroll: int) -
             row: dict[str, Any] = {"batch": n, "steps": steps}
             for name, fn in variants.items():
                 seconds = best_of(lambda fn=fn, x=x: fn(x), repeats)
-                row[name] = {"seconds": round(seconds, 4), "image_steps_per_s": round(n * steps / seconds, 1),
-                             "gflops": round(flops / seconds / 1e9, 2), "roofline_fraction": round(flops / seconds / 1e9 / peak, 3)}
+                row[name] = {"seconds": _sig(seconds), "image_steps_per_s": _sig(n * steps / seconds),
+                             "gflops": _sig(flops / seconds / 1e9), "roofline_fraction": _sig(flops / seconds / 1e9 / peak)}
             row["speedup_purifier_vs_reference"] = round(row["reference"]["seconds"] / row["purifier"]["seconds"], 3)
             row["speedup_onnx_vs_reference"] = round(row["reference"]["seconds"] / row["onnxruntime"]["seconds"], 3)
             rows.append(row)
             print(_line(row))
     return {"benchmark": "purify_speed", "model": model, "matmul_gflops": round(peak, 1), "unroll": unroll, "rows": rows,
             "model_sha256": purifier.metadata.get("weights", {}).get("sha256")}
+
+
+def _sig(value: float) -> float:
+    """Three significant digits (small models reach tiny fractions of the roofline)."""
+    return float(f"{value:.3g}")
 
 
 def _line(row: dict[str, Any]) -> str:
