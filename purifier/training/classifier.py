@@ -24,8 +24,8 @@ from purifier.data import dataset_info, load_dataset
 from purifier.models import build
 from purifier.training.configs import ClassifierTrainConfig, to_dict
 
-# (model, images, labels) -> adversarial images in [0, 1]
-Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+# (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
+Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> float:
@@ -78,7 +78,7 @@ def train_classifier(
             x, y = x_train[idx].to(device), y_train[idx].to(device)
             if config.adversarial:
                 model.eval()
-                x = perturb(model, x, y)  # type: ignore[misc]
+                x = perturb(model, x, y, step / total)  # type: ignore[misc]
             model.train()
             frac = step / max(1, total - 1)
             for g in optimizer.param_groups:
