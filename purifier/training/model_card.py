@@ -41,8 +41,10 @@ def _checkpoint_section(title: str, meta_path: Path, log: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _curve_section(curve: dict[str, Any], chosen: int, reason: str) -> list[str]:
-    entry = curve["by_eps"][0]
+def _curve_section(curves: list[dict[str, Any]], chosen: int, reason: str) -> list[str]:
+    """One table from curve reports over the same images and seeds (rows merged by K)."""
+    curve = curves[0]
+    entry = {**curve["by_eps"][0], "defended_natural": {k: v for c in curves for k, v in c["by_eps"][0]["defended_natural"].items()}}
     clean = entry["bare_natural"]
     lines = ["## Midrun evidence: accuracy after purification", "",
              f"Naturally trained classifier on {clean['n']} clean test images (indices from {curve['settings']['offset']}), "
@@ -54,7 +56,7 @@ def _curve_section(curve: dict[str, Any], chosen: int, reason: str) -> list[str]
     return [*lines, "", f"**Default K = {chosen}.** {reason}", ""]
 
 
-def write_model_card(folder: Path, runs: dict[str, Path], curve_report: Path | None, chosen_steps: int, reason: str, notes: str = "") -> Path:
+def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Path], chosen_steps: int, reason: str, notes: str = "") -> Path:
     """Write ``folder/MODEL_CARD.md``; ``runs`` maps role (ebm, classifier, classifier-pgd) to its training output folder."""
     ebm = read_metadata(folder / "ebm.json")
     lines = [f"# Model card: `{folder.name}`", "", f"Midrun EBM purifier and classifiers for **{ebm['dataset']}**, trained on a 2-core CPU with "
@@ -66,8 +68,8 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_report: Path | N
         if (folder / f"{role}.json").is_file():
             log = runs[role] / "train_log.jsonl" if role == "ebm" else runs[role].with_suffix(".log.jsonl")
             lines += _checkpoint_section(title, folder / f"{role}.json", log)
-    if curve_report is not None and curve_report.is_file():
-        lines += _curve_section(json.loads(curve_report.read_text()), chosen_steps, reason)
+    if curve_reports:
+        lines += _curve_section([json.loads(p.read_text()) for p in curve_reports], chosen_steps, reason)
     grids = sorted(p.name for p in folder.glob("*.png"))
     if grids:
         lines += ["## Sample grids", ""] + [f"![{g}]({g})" for g in grids] + [""]
@@ -78,7 +80,7 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_report: Path | N
     return path
 
 
-def ship(name: str, runs_dir: Path, curve_report: Path | None, steps: int | None, reason: str, notes: str = "") -> Path:
+def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None, reason: str, notes: str = "") -> Path:
     """Copy a run's checkpoints and last sample grids into ``purifier/weights/<name>``, set the
     default Langevin steps (the EBM metadata changes, its weights do not), and write the card."""
     import shutil
@@ -102,7 +104,7 @@ def ship(name: str, runs_dir: Path, curve_report: Path | None, steps: int | None
     for src, dst in ((samples[-1] if samples else None, "chains.png"), (banks[-1] if banks else None, "bank.png")):
         if src is not None:
             shutil.copy(src, folder / dst)
-    return write_model_card(folder, runs, curve_report, int(json.loads((folder / "ebm.json").read_text())["langevin"]["steps"]), reason, notes)
+    return write_model_card(folder, runs, curve_reports, int(json.loads((folder / "ebm.json").read_text())["langevin"]["steps"]), reason, notes)
 
 
 def main() -> None:
@@ -111,7 +113,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description="ship a trained model: copy checkpoints into purifier/weights/NAME and write its model card")
     p.add_argument("--name", required=True)
     p.add_argument("--runs", required=True, type=Path, help="the training output folder (ebm/, classifier.*, classifier-pgd.*)")
-    p.add_argument("--curve", type=Path, help="report.json of `ebm-purify evaluate --attack none --steps-list ...`")
+    p.add_argument("--curve", type=Path, action="append", default=[], help="report.json of `ebm-purify evaluate --attack none --steps-list ...` (repeatable)")
     p.add_argument("--steps", type=int, help="default Langevin steps to record")
     p.add_argument("--reason", default="", help="why this default")
     p.add_argument("--notes", default="")
