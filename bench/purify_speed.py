@@ -17,7 +17,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import best_of, write
 from purifier.backends import TorchBackend
-from purifier.langevin import LangevinConfig
 from purifier.onnx_backend import OnnxBackend
 from purifier.onnx_export import export_onnx
 from purifier.purifier import Purifier
@@ -52,15 +51,17 @@ def run(model: str, batches: list[int], steps: int, repeats: int, unroll: int) -
     shape = purifier.image_shape or (1, 28, 28)
     cfg = purifier.defaults.updated(steps=steps, replicates=1)
     peak = matmul_gflops()
+    backend = TorchBackend(purifier)
+    no_microbatch = TorchBackend(Purifier(energy, cfg, purifier.data_range, shape, micro_batch=None))
     variants: dict[str, Any] = {
         "reference": lambda x: reference_loop(reference_energy, purifier.to_energy_range(x), steps, cfg.step_size, cfg.temperature),
-        "purifier": lambda x: TorchBackend(purifier).purify(x, cfg, [0] * len(x)),
-        "purifier_no_microbatch": lambda x: TorchBackend(Purifier(energy, cfg, purifier.data_range, shape, micro_batch=None)).purify(x, cfg, [0] * len(x)),
+        "purifier": lambda x: backend.purify(x, cfg, [0] * len(x)),
+        "purifier_no_microbatch": lambda x: no_microbatch.purify(x, cfg, [0] * len(x)),
     }
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(model, tmp, unroll=unroll)
         onnx = OnnxBackend(tmp, threads=torch.get_num_threads())
-        variants["onnxruntime"] = lambda x: onnx.purify(x, LangevinConfig.from_dict({**cfg.to_dict(), "steps": steps}), [0] * len(x))
+        variants["onnxruntime"] = lambda x: onnx.purify(x, cfg, [0] * len(x))
         rows = []
         for n in batches:
             x = torch.rand(n, *shape)

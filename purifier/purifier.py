@@ -122,11 +122,8 @@ class Purifier(nn.Module):
         cfg = self.config(steps=steps, replicates=replicates, step_size=step_size, temperature=temperature)
         if gradient == "none":
             return self.run_chains(x, cfg, seed, hook)[0]
-        self._check(x)
         n, r = x.shape[0], cfg.replicates
-        streams = chain_streams(seed_list(seed, n), r)
-        x = x.to(self.device)
-        start = self.to_energy_range(x).repeat_interleave(r, dim=0)
+        streams, start = self._chain_starts(x, cfg, seed)
         sampler = LangevinSampler(self.energy, cfg, self.micro_batch)
         if gradient == "exact":
             if hook is not None:
@@ -145,10 +142,8 @@ class Purifier(nn.Module):
         """Purify without gradient: (copies (N, R, C, H, W) in [0, 1], completed (N * R,) bool).
 
         Chains a ``hook`` stops keep their last state and are marked not completed."""
-        self._check(x)
         n, r = x.shape[0], config.replicates
-        streams = chain_streams(seed_list(seed, n), r)
-        start = self.to_energy_range(x.to(self.device)).repeat_interleave(r, dim=0)
+        streams, start = self._chain_starts(x, config, seed)
         result = LangevinSampler(self.energy, config, self.micro_batch).run(start, streams, hook=hook)
         return self.from_energy_range(result.x).clamp(0.0, 1.0).view(n, r, *x.shape[1:]), result.completed
 
@@ -166,6 +161,12 @@ class Purifier(nn.Module):
             done = k
             out[k] = self.from_energy_range(state).clamp(0.0, 1.0).view(n, r, *x.shape[1:])
         return out
+
+    def _chain_starts(self, x: torch.Tensor, config: LangevinConfig, seed: Seeds) -> tuple[list[int], torch.Tensor]:
+        """Noise streams and start states of the N * R chains (image-major), in the EBM's range."""
+        self._check(x)
+        streams = chain_streams(seed_list(seed, x.shape[0]), config.replicates)
+        return streams, self.to_energy_range(x.to(self.device)).repeat_interleave(config.replicates, dim=0)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from purifier.checkpoint import read_metadata
+from purifier.config import WEIGHTS_DIR
 
 
 def _tail_stats(log: Path, last: int = 100) -> dict[str, float]:
@@ -88,10 +91,6 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Pa
 def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None, reason: str, notes: str = "") -> Path:
     """Copy a run's checkpoints and last sample grids into ``purifier/weights/<name>``, set the
     default Langevin steps (the EBM metadata changes, its weights do not), and write the card."""
-    import shutil
-
-    from purifier.config import WEIGHTS_DIR
-
     folder = WEIGHTS_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
     runs = {"ebm": runs_dir / "ebm", "classifier": runs_dir / "classifier", "classifier-pgd": runs_dir / "classifier-pgd"}
@@ -113,8 +112,6 @@ def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None
 
 
 def main() -> None:
-    import argparse
-
     p = argparse.ArgumentParser(description="ship a trained model: copy checkpoints into purifier/weights/NAME and write its model card")
     p.add_argument("--name", required=True)
     p.add_argument("--runs", required=True, type=Path, help="the training output folder (ebm/, classifier.*, classifier-pgd.*)")
