@@ -62,6 +62,8 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, progress: bool = True)
     if (out / RESULTS).is_file():  # drop a line torn by an interruption before appending
         (out / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = {(r["eps"], r["index"]) for r in rows}
+    # clean-image results do not depend on eps or the attack: computed once per image, or taken from --natural-from
+    natural = _natural_from(settings) | {r["index"]: r["natural"] for r in rows}
     eps_values = [0.0] if settings.attack == "none" else settings.eps
     indices = [i for i in range(settings.offset, settings.offset + settings.n) if i % settings.shard[1] == settings.shard[0]]
     todo = [(e, i) for e in eps_values for i in indices if (e, i) not in done]
@@ -71,7 +73,8 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, progress: bool = True)
             pending = [i for e, i in todo if e == eps]
             for b in range(0, len(pending), settings.batch_size):
                 batch = pending[b : b + settings.batch_size]
-                for rec in _evaluate_batch(ctx, eps, batch, out, first=(b == 0 and eps == eps_values[0])):
+                for rec in _evaluate_batch(ctx, eps, batch, out, natural, first=(b == 0 and eps == eps_values[0])):
+                    natural[rec["index"]] = rec["natural"]
                     log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.update(len(batch))
@@ -92,6 +95,20 @@ def read_results(out: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue  # a line cut by an interruption is recomputed
     return rows
+
+
+def _natural_from(settings: EvalSettings) -> dict[int, dict[str, int]]:
+    if settings.natural_from is None:
+        return {}
+    folder = Path(settings.natural_from)
+    if not (folder / "settings.json").is_file():
+        raise SettingsError(f"--natural-from {folder}: no evaluation there (settings.json missing)")
+    theirs = EvalSettings.from_dict(json.loads((folder / "settings.json").read_text())["settings"]).defense_key()
+    ours = settings.defense_key()
+    if theirs != ours:
+        diff = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in ours if theirs[k] != ours[k])
+        raise SettingsError(f"--natural-from {folder} evaluated another defense ({diff})")
+    return {r["index"]: r["natural"] for r in read_results(folder)}
 
 
 def _check_or_write_settings(settings: EvalSettings, out: Path) -> None:
@@ -137,7 +154,9 @@ def _context(s: EvalSettings) -> _Context:
     return _Context(s, classifier, source, defenses, defenses[grid[0]], x, y, models)
 
 
-def _evaluate_batch(ctx: _Context, eps: float, indices: list[int], out: Path, first: bool) -> list[dict[str, Any]]:
+def _evaluate_batch(
+    ctx: _Context, eps: float, indices: list[int], out: Path, known: dict[int, dict[str, int]], first: bool
+) -> list[dict[str, Any]]:
     s = ctx.settings
     t0 = time.perf_counter()
     idx = torch.tensor(indices)
@@ -145,9 +164,11 @@ def _evaluate_batch(ctx: _Context, eps: float, indices: list[int], out: Path, fi
     seeds = [mix(s.seed, i) for i in indices]
     with torch.no_grad():
         bare_clean = ctx.classifier(x).argmax(1).cpu()
-    natural = _natural(ctx, x, seeds)
-    records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]),
-                "natural": {key: v[j] for key, v in natural.items()}} for j, i in enumerate(indices)]
+    missing = [j for j, i in enumerate(indices) if i not in known]
+    fresh = _natural(ctx, x[missing], [seeds[j] for j in missing]) if missing else {}
+    natural = {i: known[i] if i in known else {key: v[missing.index(j)] for key, v in fresh.items()} for j, i in enumerate(indices)}
+    records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]), "natural": natural[i]}
+               for j, i in enumerate(indices)]
     if s.attack != "none":
         result = _attack(ctx, x, y, eps, seed=mix(s.seed, int(eps * 1e6), indices[0]))
         with torch.no_grad():
@@ -160,7 +181,7 @@ def _evaluate_batch(ctx: _Context, eps: float, indices: list[int], out: Path, fi
                 final_correct={key: bool(v[0][j]) for key, v in verified.items()},
                 worst_correct={key: bool(v[1][j]) for key, v in verified.items()},
                 linf=float((result.x_adv[j] - x[j]).abs().max()), l2=float((result.x_adv[j] - x[j]).norm()),
-                grad_evals=result.gradient_evaluations * (s.eot if ctx.attack_defense.stochastic else 1),
+                grad_evals=int(result.gradient_evaluations[j]) * (s.eot if ctx.attack_defense.stochastic else 1),
                 grad_finite=result.grad_finite, grad_nonzero=result.grad_nonzero,
             )
         if first:
@@ -198,7 +219,8 @@ def _purified_view(ctx: _Context, x_adv: torch.Tensor) -> torch.Tensor:
 def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int) -> PGDResult:
     s = ctx.settings
     norm, loss = Norm(s.norm), Loss(s.loss)
-    budget = {"eps": eps, "step_size": s.step_for(eps), "steps": s.attack_steps, "restarts": s.restarts, "seed": seed}
+    budget = {"eps": eps, "step_size": s.step_for(eps), "steps": s.attack_steps, "restarts": s.restarts, "seed": seed,
+              "stop_after": s.stop_after}
     if s.attack == "transfer":
         return PGD(model_gradient(ctx.transfer_source, loss), norm, keep_iterates=True, **budget).run(x, y)
     if s.attack in ("bpda-eot", "adaptive"):
@@ -209,7 +231,7 @@ def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: i
     atk = torchattacks_attack(name, module, s.norm, eps, s.step_for(eps), s.attack_steps, s.eot, seed)
     x_adv = atk(x, y)
     evals = s.attack_steps * (s.eot if name in ("EOTPGD", "APGD") else 1)
-    return PGDResult(x_adv.detach(), torch.zeros(len(x), dtype=torch.bool), None, None, evals, True, True)
+    return PGDResult(x_adv.detach(), torch.zeros(len(x), dtype=torch.bool), None, None, torch.full((len(x),), evals), True, True)
 
 
 def _large_eps_sanity(ctx: _Context, out: Path) -> None:

@@ -6,6 +6,12 @@ same loop serves the bare classifier, BPDA+EOT and exact-gradient attacks (see
 :mod:`attacks.bpda_eot` and :mod:`attacks.adaptive`). It records, for each image, whether any
 iterate was misclassified by the logits the source returned (the "evaluate while optimising"
 record of Hill et al.), and keeps the iterate with the highest loss across restarts.
+
+With ``stop_after=P`` an image leaves the attack once the source's logits have misclassified it
+at P consecutive iterates (its final point is then that iterate, and later restarts skip it);
+images that resist get the full budget. This saves most of the cost of a stochastic defense that
+is already broken, and the verification (:mod:`attacks.verify`) still decides with the full
+defense whether the image counts as broken.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ GradientSource = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torc
 class PGDResult:
     """The attack's output: ``x_adv`` (final point of the restart with the highest final loss), ``fooled_any`` (some iterate
     was misclassified by the source's logits), the iterates kept for verification (``iterates``:
-    (T, N, C, H, W) and ``iterate_fooled``: (T, N), only when asked), and gradient evaluations spent."""
+    (T, N, C, H, W) and ``iterate_fooled``: (T, N), only when asked), and the gradient evaluations
+    spent on each image."""
 
     x_adv: torch.Tensor
     fooled_any: torch.Tensor
     iterates: torch.Tensor | None
     iterate_fooled: torch.Tensor | None
-    gradient_evaluations: int
+    gradient_evaluations: torch.Tensor  # per image
     grad_finite: bool
     grad_nonzero: bool
 
@@ -51,6 +58,8 @@ class PGD:
         restarts: independent random starts; the highest-loss result is kept (default 1).
         random_init: start from a random point of the ball (default True).
         keep_iterates: keep every iterate for worst-case verification (default False).
+        stop_after: stop attacking an image after this many consecutive misclassified iterates
+            (default None: always run every step).
         seed: seed of the random starts (default 0).
 
     Usage::
@@ -68,12 +77,15 @@ class PGD:
         restarts: int = 1,
         random_init: bool = True,
         keep_iterates: bool = False,
+        stop_after: int | None = None,
         seed: int = 0,
     ) -> None:
+        if stop_after is not None and stop_after < 1:
+            raise ValueError("stop_after must be >= 1 or None")
         self.gradient_source = gradient_source
         self.norm = Norm(norm)
         self.eps, self.step_size, self.steps, self.restarts = eps, step_size, steps, restarts
-        self.random_init, self.keep_iterates, self.seed = random_init, keep_iterates, seed
+        self.random_init, self.keep_iterates, self.stop_after, self.seed = random_init, keep_iterates, stop_after, seed
 
     @classmethod
     def on_model(cls, model: nn.Module, norm: Norm = Norm.LINF, loss: Loss = Loss.CE, targeted: bool = False, **kwargs: object) -> PGD:
@@ -82,29 +94,49 @@ class PGD:
 
     def run(self, x: torch.Tensor, labels: torch.Tensor) -> PGDResult:
         gen = torch.Generator().manual_seed(self.seed)
+        n = x.shape[0]
         best = x.clone()
-        best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
-        fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        best_loss = torch.full((n,), float("-inf"), device=x.device)
+        fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+        stopped = torch.zeros(n, dtype=torch.bool, device=x.device)
+        evaluations = torch.zeros(n, dtype=torch.long)
         iterates: list[torch.Tensor] = []
         iterate_fooled: list[torch.Tensor] = []
-        evaluations, finite, nonzero = 0, True, False
+        finite, nonzero = True, False
         for _ in range(self.restarts):
             x_adv = random_start(x, self.eps, self.norm, gen) if self.random_init else x.clone()
+            streak = torch.zeros(n, dtype=torch.long, device=x.device)
             for i in range(self.steps + 1):
-                loss, grad, logits = self.gradient_source(x_adv, labels)
-                evaluations += 1
+                rows = torch.nonzero(~stopped).flatten()
+                if len(rows) == 0:
+                    break
+                loss, grad, logits = self.gradient_source(x_adv[rows], labels[rows])
+                evaluations[rows.cpu()] += 1
                 finite &= bool(torch.isfinite(grad).all())
                 nonzero |= bool(grad.abs().amax() > 0)
-                wrong = logits.argmax(1) != labels
+                wrong = torch.zeros(n, dtype=torch.bool, device=x.device)
+                wrong[rows] = logits.argmax(1) != labels[rows]
                 fooled |= wrong
-                if i == self.steps:  # final point of this restart: keep the restart with the highest loss
-                    improved = loss > best_loss
-                    best[improved], best_loss[improved] = x_adv[improved], loss[improved]
+                streak = torch.where(wrong, streak + 1, torch.zeros_like(streak))
+                ends = torch.zeros(n, dtype=torch.bool, device=x.device)
+                if i == self.steps:
+                    ends[rows] = True
+                if self.stop_after is not None:
+                    ends |= streak >= self.stop_after
+                # the final point of this restart (or the point where an image stops): keep the highest loss
+                row_loss = torch.full((n,), float("-inf"), device=x.device)
+                row_loss[rows] = loss
+                improved = ends & (row_loss > best_loss)
+                best[improved], best_loss[improved] = x_adv[improved], row_loss[improved]
                 if self.keep_iterates:
                     iterates.append(x_adv.detach().cpu())
                     iterate_fooled.append(wrong.cpu())
+                if self.stop_after is not None:
+                    stopped |= streak >= self.stop_after
                 if i < self.steps:
-                    x_adv = project(x_adv + ascent_step(grad, self.step_size, self.norm), x, self.eps, self.norm).detach()
+                    step = torch.zeros_like(x_adv)
+                    step[rows] = ascent_step(grad, self.step_size, self.norm)
+                    x_adv = torch.where(stopped.view(-1, *[1] * (x.dim() - 1)), x_adv, project(x_adv + step, x, self.eps, self.norm)).detach()
         return PGDResult(
             best.detach(), fooled, torch.stack(iterates) if iterates else None,
             torch.stack(iterate_fooled) if iterate_fooled else None, evaluations, finite, nonzero,

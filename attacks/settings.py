@@ -45,6 +45,8 @@ class EvalSettings:
     loss: str = "ce"                       # ce | margin
     surrogate_steps: int | None = None     # chain length for exact gradients (adaptive)
     verify_candidates: int = 3             # fooling iterates re-checked by the full defense
+    stop_after: int | None = None          # stop attacking an image after this many consecutive fooled iterates
+    natural_from: str | None = None        # reuse clean-image results of an earlier run with the same defense
     batch_size: int = 50
     seed: int = 0
     shard: tuple[int, int] = (0, 1)
@@ -63,6 +65,8 @@ class EvalSettings:
         for name in ("n", "replicates", "eot", "batch_size", "restarts"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise SettingsError("stop_after must be >= 1")
         if self.attack_steps < 0 or self.offset < 0:
             raise SettingsError("attack_steps and offset must be >= 0")
         i, k = self.shard
@@ -80,6 +84,10 @@ class EvalSettings:
         rs = self.replicates_list or [self.replicates]
         return [(k, r) for k in ks for r in rs]
 
+    def defense_key(self) -> dict[str, Any]:
+        """What decides the defended prediction on a clean image (besides its index)."""
+        return {k: getattr(self, k) for k in ("model", "classifier", "defense", "steps", "steps_list", "replicates", "replicates_list", "seed")}
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["shard"] = list(self.shard)
@@ -87,7 +95,9 @@ class EvalSettings:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results (not the shard, device or data folder)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in ("shard", "device", "data_dir", "batch_size")}
+        d = {k: v for k, v in self.to_dict().items() if k not in ("shard", "device", "data_dir", "batch_size", "natural_from")}
+        if d["stop_after"] is None:  # a knob added later: runs without it keep their fingerprint (and resume)
+            del d["stop_after"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

@@ -41,7 +41,23 @@ def test_pgd_breaks_a_bare_classifier_at_large_eps() -> None:
     y = clf(x).argmax(1)
     res = PGD.on_model(clf, Norm.LINF, eps=1.0, step_size=0.2, steps=10).run(x, y)
     assert (clf(res.x_adv).argmax(1) != y).all() and res.grad_finite and res.grad_nonzero
-    assert res.gradient_evaluations == 11
+    assert (res.gradient_evaluations == 11).all()
+
+
+def test_pgd_stops_attacking_fooled_images_and_gives_resisting_ones_the_full_budget() -> None:
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x = torch.rand(6, 1, 28, 28)
+    pred = clf(x).argmax(1)
+    y = pred.clone()
+    y[:3] = (pred[:3] + 1) % 10  # already misclassified: fooled at every iterate
+    full = PGD.on_model(clf, Norm.LINF, eps=1e-6, step_size=1e-7, steps=10, restarts=2, keep_iterates=True).run(x, y)
+    early = PGD.on_model(clf, Norm.LINF, eps=1e-6, step_size=1e-7, steps=10, restarts=2, keep_iterates=True, stop_after=2).run(x, y)
+    assert early.gradient_evaluations.tolist() == [2, 2, 2, 22, 22, 22]
+    assert (full.gradient_evaluations == 22).all()
+    assert early.fooled_any.tolist() == full.fooled_any.tolist() == [True] * 3 + [False] * 3
+    assert torch.equal(early.x_adv[3:], full.x_adv[3:])  # resisting images: the same attack as without stopping
+    assert early.iterates is not None and early.iterate_fooled is not None and early.iterate_fooled[:, :3].sum(0).tolist() == [2, 2, 2]
 
 
 def test_bpda_eot_gradient_is_mean_classifier_gradient_over_purified_copies() -> None:

@@ -54,6 +54,23 @@ def test_steps_list_curve_and_resume(cli, model_dir: Path, tmp_path: Path, data_
     assert code == 2 and "different settings" in err
 
 
+def test_clean_results_are_computed_once_per_image_and_reused(cli, model_dir: Path, tmp_path: Path, data_dir: Path, monkeypatch) -> None:
+    import attacks.evaluate as ev
+
+    purified_rows: list[int] = []
+    real = ev._natural
+    monkeypatch.setattr(ev, "_natural", lambda ctx, x, seeds: purified_rows.append(len(x)) or real(ctx, x, seeds))
+    base = ("evaluate", "--model", model_dir, "--attack", "transfer", *TINY, "--data-dir", data_dir)
+    assert cli(*base, "--out", tmp_path / "a")[0] == 0
+    assert sum(purified_rows) == 4  # two radii, four images: one clean purification per image
+    assert cli(*base, "--loss", "margin", "--natural-from", tmp_path / "a", "--out", tmp_path / "b")[0] == 0
+    assert sum(purified_rows) == 4  # all taken from the first run
+    rows = {name: json.loads((tmp_path / name / "report.json").read_text())["by_eps"] for name in "ab"}
+    assert [r["defended_natural"] for r in rows["a"]] == [r["defended_natural"] for r in rows["b"]]
+    code, _, err = cli(*base, "--replicates", "3", "--natural-from", tmp_path / "a", "--out", tmp_path / "c")
+    assert code == 2 and "another defense" in err and "replicates 2 vs 3" in err
+
+
 def test_shards_merge_into_the_unsharded_report(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
     common = ("evaluate", "--model", model_dir, "--attack", "transfer", *TINY, "--data-dir", data_dir)
     assert cli(*common, "--out", tmp_path / "full")[0] == 0

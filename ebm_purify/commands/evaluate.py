@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", choices=["ce", "margin"], default="ce")
     p.add_argument("--surrogate-steps", type=int, help="chain length differentiated by the adaptive attack (default: full)")
     p.add_argument("--verify-candidates", type=int, default=3, help="fooling iterates re-checked per image (default 3)")
+    p.add_argument("--stop-after", type=int,
+                   help="stop attacking an image after this many consecutive iterates the attack's EOT logits misclassify (default: never)")
+    p.add_argument("--natural-from", help="result folder of an earlier run with the same defense: reuse its clean-image results")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: evaluate every n-th image from the i-th")
@@ -81,7 +84,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         norm=args.norm, eps=eps or [0.0],
         n=args.n, offset=args.offset, steps=args.steps, steps_list=args.steps_list, replicates=args.replicates,
         replicates_list=args.replicates_list, eot=args.eot, attack_steps=args.attack_steps, step_size=args.step_size,
-        restarts=args.restarts, loss=args.loss, surrogate_steps=args.surrogate_steps, verify_candidates=args.verify_candidates,
+        restarts=args.restarts, loss=args.loss, surrogate_steps=args.surrogate_steps, verify_candidates=args.verify_candidates, stop_after=args.stop_after,
+        natural_from=args.natural_from,
         batch_size=args.batch_size, seed=args.seed, shard=args.shard, data_dir=args.data_dir, device=device,
     )
     report = evaluate(settings, args.out, progress=not args.no_progress)
