@@ -173,6 +173,8 @@ def _evaluate_batch(
         result = _attack(ctx, x, y, eps, seed=mix(s.seed, int(eps * 1e6), indices[0]))
         with torch.no_grad():
             bare_adv = ctx.classifier(result.x_adv).argmax(1).cpu()
+        # gradients through purified copies cost one per copy; transfer (bare classifier) and torchattacks count their own
+        copies = s.eot if s.attack in ("bpda-eot", "adaptive") and ctx.attack_defense.stochastic else 1
         verified = {f"{k}x{r}": verify(d, y, result, r, [mix(sd, 7) for sd in seeds], s.verify_candidates)
                     for (k, r), d in ctx.defenses.items()}
         for j, rec in enumerate(records):
@@ -181,7 +183,7 @@ def _evaluate_batch(
                 final_correct={key: bool(v[0][j]) for key, v in verified.items()},
                 worst_correct={key: bool(v[1][j]) for key, v in verified.items()},
                 linf=float((result.x_adv[j] - x[j]).abs().max()), l2=float((result.x_adv[j] - x[j]).norm()),
-                grad_evals=int(result.gradient_evaluations[j]) * (s.eot if ctx.attack_defense.stochastic else 1),
+                grad_evals=int(result.gradient_evaluations[j]) * copies,
                 grad_finite=result.grad_finite, grad_nonzero=result.grad_nonzero,
             )
         if first:

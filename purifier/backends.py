@@ -22,6 +22,7 @@ from purifier.checkpoint import load_checkpoint, read_metadata, resolve
 from purifier.errors import CheckpointError, SettingsError
 from purifier.langevin import LangevinConfig, StepHook
 from purifier.purifier import Purifier
+from purifier.variants import is_variant, read_variant
 
 
 class Backend(Protocol):
@@ -99,7 +100,8 @@ def load_backend(model: str | Path, backend: str = "torch", classifier: str | No
     if backend == "onnx":  # imported here: the exporter pulls in onnxscript, which the torch path never needs
         from purifier.onnx_backend import OnnxBackend, load_onnx_export
 
-        return OnnxBackend(load_onnx_export(model), threads=threads, classifier=clf)
+        variant = read_variant(model).langevin if is_variant(model) else None
+        return OnnxBackend(load_onnx_export(model), threads=threads, classifier=clf, langevin=variant)
     if backend != "torch":
         raise SettingsError(f"backend must be torch or onnx, got {backend!r}")
     return TorchBackend(Purifier.load(model, device=device), clf, classes)

@@ -25,6 +25,7 @@ from torch import nn
 from purifier.config import WEIGHTS_DIR
 from purifier.errors import CheckpointError
 from purifier.models import build
+from purifier.variants import is_variant, read_variant
 
 FORMAT = "ebm-purify-checkpoint/1"
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")
@@ -112,6 +113,8 @@ def resolve(reference: str | Path, role: str = "ebm") -> Path:
     ``role`` is the file stem inside a model folder: ``ebm``, ``classifier`` or ``classifier-pgd``.
     """
     ref = Path(reference)
+    if is_variant(ref):
+        return resolve(read_variant(ref).base, role)
     candidates = []
     if ref.suffix in (".json", ".safetensors"):
         candidates.append(ref.with_suffix(".json"))

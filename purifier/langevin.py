@@ -61,6 +61,19 @@ def chain_noise(streams: Sequence[int], step: int, shape: torch.Size | tuple[int
     return out
 
 
+# noise index of the start perturbation (steps use 0, 1, ...)
+INIT_NOISE_STEP = -1
+
+
+def chain_starts(x: torch.Tensor, streams: Sequence[int], replicates: int, init_noise: float = 0.0) -> torch.Tensor:
+    """Start states of the ``len(x) * replicates`` chains (image-major) from images in the EBM's range,
+    each perturbed by ``init_noise`` times its own start noise (a pure function of its stream)."""
+    start = x.repeat_interleave(replicates, dim=0)
+    if init_noise > 0:
+        start = start + init_noise * chain_noise(streams, INIT_NOISE_STEP, x.shape[1:]).to(x.device, x.dtype)
+    return start
+
+
 @dataclass(frozen=True)
 class LangevinConfig:
     """Settings of a Langevin chain.
@@ -72,6 +85,8 @@ class LangevinConfig:
         clamp: optional (lo, hi) applied after every step, in the EBM's range (default None:
             no clamping in the chain, as Hill et al. do).
         replicates: purified copies per image (default 1).
+        init_noise: sigma of Gaussian noise added to each chain's start, in the EBM's range, before
+            the first step (noise-then-Langevin, as score-based purification does; default 0).
     """
 
     steps: int = 500
@@ -79,6 +94,7 @@ class LangevinConfig:
     temperature: float = 1e-4
     clamp: tuple[float, float] | None = None
     replicates: int = 1
+    init_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -89,6 +105,8 @@ class LangevinConfig:
             raise SettingsError(f"temperature must be > 0, got {self.temperature}")
         if self.replicates < 1:
             raise SettingsError(f"replicates must be >= 1, got {self.replicates}")
+        if not self.init_noise >= 0:
+            raise SettingsError(f"init_noise must be >= 0, got {self.init_noise}")
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
 
@@ -108,7 +126,7 @@ class LangevinConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LangevinConfig:
-        known = {k: d[k] for k in ("steps", "step_size", "temperature", "replicates") if k in d}
+        known = {k: d[k] for k in ("steps", "step_size", "temperature", "replicates", "init_noise") if k in d}
         clamp = d.get("clamp")
         return cls(**known, clamp=tuple(clamp) if clamp is not None else None)
 

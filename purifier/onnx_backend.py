@@ -29,8 +29,9 @@ from purifier.checkpoint import (
 )
 from purifier.config import cache_dir
 from purifier.errors import CheckpointError, SettingsError
-from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_streams
+from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_starts, chain_streams
 from purifier.onnx_export import MANIFEST, export_onnx
+from purifier.variants import is_variant, read_variant
 
 
 def default_providers() -> list[str]:
@@ -91,7 +92,7 @@ class OnnxBackend:
 
     def __init__(
         self, folder: str | Path, providers: Sequence[str] | None = None, threads: int | None = None, micro_batch: int | None = 8,
-        classifier: torch.nn.Module | None = None,
+        classifier: torch.nn.Module | None = None, langevin: dict[str, Any] | None = None,
     ) -> None:
         folder = Path(folder)
         if not (folder / MANIFEST).is_file():
@@ -104,7 +105,9 @@ class OnnxBackend:
             classifier = OnnxClassifier(folder / files["classifier"], providers=providers, threads=threads)
         self.classifier = classifier
         self.image_shape: tuple[int, int, int] = tuple(self.manifest["image_shape"])  # type: ignore[assignment]
-        self.defaults = LangevinConfig.from_dict(self.manifest["langevin"])
+        self.built_in = LangevinConfig.from_dict(self.manifest["langevin"])
+        self.defaults = self.built_in.updated(**(langevin or {}))  # a variant's overrides
+        self._check_built_in(self.defaults)
         self.data_range = tuple(self.manifest["data_range"])
         self.num_classes = num_classes_of(classifier, self.image_shape) if classifier is not None else None
         self.metadata = {"dataset": self.manifest.get("dataset"), "weights": {"sha256": self.manifest.get("source_sha256")}}
@@ -114,15 +117,19 @@ class OnnxBackend:
         lo, hi = self.data_range
         return x * (hi - lo) + lo
 
-    def purify(self, x: torch.Tensor, config: LangevinConfig, seeds: Sequence[int], hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.defaults
+    def _check_built_in(self, config: LangevinConfig) -> None:
+        d = self.built_in
         if (config.step_size, config.temperature, config.clamp) != (d.step_size, d.temperature, d.clamp):
             raise SettingsError(
                 f"this ONNX export has step size {d.step_size}, temperature {d.temperature} and clamp {d.clamp} built in; re-export to change them"
             )
+
+    def purify(self, x: torch.Tensor, config: LangevinConfig, seeds: Sequence[int], hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_built_in(config)
         n, r = x.shape[0], config.replicates
-        start = self._to_energy(x.float().cpu()).repeat_interleave(r, dim=0)
-        result = _OnnxSampler(self, config).run(start, chain_streams(list(seeds), r), hook=hook)
+        streams = chain_streams(list(seeds), r)
+        start = chain_starts(self._to_energy(x.float().cpu()), streams, r, config.init_noise)
+        result = _OnnxSampler(self, config).run(start, streams, hook=hook)
         lo, hi = self.data_range
         return ((result.x - lo) / (hi - lo)).clamp(0.0, 1.0).view(n, r, *x.shape[1:]), result.completed
 
@@ -148,6 +155,8 @@ def load_onnx_export(model: str | Path, unroll: int = 4) -> Path:
     checkpoint cached under the download cache by the weights' sha256 (made on first use)."""
     if (Path(model) / MANIFEST).is_file():
         return Path(model)
+    if is_variant(model):  # the export holds the base model; the backend applies the variant's settings
+        model = read_variant(model).base
     meta = read_metadata(resolve(model, "ebm"))
     folder = cache_dir() / "onnx" / f"{meta['weights']['sha256'][:16]}-u{unroll}"
     if not (folder / MANIFEST).is_file():

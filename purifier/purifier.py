@@ -26,7 +26,8 @@ from torch import nn
 from purifier.chain_gradient import exact_chain
 from purifier.checkpoint import load_checkpoint, resolve
 from purifier.errors import SettingsError
-from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_streams
+from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_starts, chain_streams
+from purifier.variants import is_variant, read_variant
 
 Gradient = Literal["none", "bpda", "exact"]
 Seeds = int | Sequence[int] | torch.Tensor
@@ -65,11 +66,16 @@ class Purifier(nn.Module):
 
     @classmethod
     def load(cls, model: str | Path, device: str | torch.device = "cpu", expected_sha256: str | None = None) -> Purifier:
-        """A purifier from a checkpoint path, a model folder, or a shipped model name."""
+        """A purifier from a checkpoint path, a model folder, a shipped model name, or a purification
+        variant (:mod:`purifier.variants`)."""
         energy, meta = load_checkpoint(resolve(model, "ebm"), expected_sha256=expected_sha256, device=device)
+        defaults = LangevinConfig.from_dict(meta.get("langevin", {}))
+        if is_variant(model):
+            variant = read_variant(model)
+            defaults, meta = variant.apply(defaults), {**meta, "variant": {"path": str(variant.path), "langevin": variant.langevin}}
         return cls(
             energy,
-            LangevinConfig.from_dict(meta.get("langevin", {})),
+            defaults,
             tuple(meta.get("data_range", (-1.0, 1.0))),  # type: ignore[arg-type]
             tuple(meta["image_shape"]) if "image_shape" in meta else None,  # type: ignore[arg-type]
             meta,
@@ -151,10 +157,8 @@ class Purifier(nn.Module):
         """Purified copies after each of ``at_steps`` steps of the same chains (no gradient):
         ``{K: (N, R, C, H, W)}``, each equal to :meth:`copies` with ``steps=K``, at the cost of the largest K."""
         cfg = self.config(replicates=replicates)
-        self._check(x)
         n, r = x.shape[0], cfg.replicates
-        streams = chain_streams(seed_list(seed, n), r)
-        state = self.to_energy_range(x.to(self.device)).repeat_interleave(r, dim=0)
+        streams, state = self._chain_starts(x, cfg, seed)
         out, done = {}, 0
         for k in sorted(set(at_steps)):
             state = LangevinSampler(self.energy, cfg.updated(steps=k - done), self.micro_batch).run(state, streams, start_step=done).x
@@ -166,7 +170,7 @@ class Purifier(nn.Module):
         """Noise streams and start states of the N * R chains (image-major), in the EBM's range."""
         self._check(x)
         streams = chain_streams(seed_list(seed, x.shape[0]), config.replicates)
-        return streams, self.to_energy_range(x.to(self.device)).repeat_interleave(config.replicates, dim=0)
+        return streams, chain_starts(self.to_energy_range(x.to(self.device)), streams, config.replicates, config.init_noise)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4:

@@ -32,6 +32,8 @@ def test_every_attack_writes_a_sane_report(cli, model_dir: Path, tmp_path: Path,
             assert worst["correct"] <= fin["correct"]
     if attack in ("bpda-eot", "adaptive", "transfer"):
         assert report["sanity"]["gradients_finite"] and report["sanity"]["gradients_nonzero"]
+        per_image = {json.loads(line)["grad_evals"] for line in (out / "results.jsonl").read_text().splitlines()}
+        assert per_image == {3 * (1 if attack == "transfer" else 2)}  # 2 steps + final point, times EOT copies through the defense
         assert (out / "accuracy_vs_eps.png").is_file() and (out / "examples.png").is_file()
     assert "| eps |" in (out / "report.md").read_text() and "Robustness report" in stdout
 

@@ -64,6 +64,17 @@ def test_onnx_matches_torch_on_shipped_models(name: str, tmp_path: Path) -> None
     _parity(load_backend(name), OnnxBackend(tmp_path))
 
 
+def test_a_variant_runs_on_both_backends_alike(export: Path, fixture_model: Path, tmp_path: Path) -> None:
+    variant = tmp_path / "noised.toml"
+    variant.write_text(f'model = "{fixture_model}"\n[langevin]\ninit_noise = 0.25\nsteps = 7\n')
+    tb, ob = load_backend(str(variant)), load_backend(str(variant), backend="onnx")
+    assert tb.defaults.init_noise == ob.defaults.init_noise == 0.25 and ob.defaults.steps == 7
+    _parity(tb, ob)
+    variant.write_text(f'model = "{fixture_model}"\n[langevin]\nstep_size = 0.5\n')
+    with pytest.raises(Exception, match="re-export"):
+        load_backend(str(variant), backend="onnx")
+
+
 def test_onnx_refuses_settings_baked_into_the_graph(export: Path) -> None:
     ob = OnnxBackend(export)
     with pytest.raises(Exception, match="re-export"):

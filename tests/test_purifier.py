@@ -52,8 +52,24 @@ def test_bpda_gradient_is_the_classifier_gradient_at_the_purified_point() -> Non
     assert torch.allclose(x.grad, at.grad, atol=1e-6)
 
 
+def test_init_noise_perturbs_each_chain_start_by_its_own_noise() -> None:
+    from purifier.langevin import INIT_NOISE_STEP, chain_noise, chain_streams
+
+    p = _purifier(init_noise=0.3)
+    x = torch.rand(3, 1, 28, 28) * 0.4 + 0.3
+    start = p.copies(x, steps=0, replicates=2, seed=[5, 6, 7])
+    z = chain_noise(chain_streams([5, 6, 7], 2), INIT_NOISE_STEP, (1, 28, 28)).view(3, 2, 1, 28, 28)
+    assert torch.allclose(start, (x[:, None] + 0.3 * z / 2).clamp(0, 1), atol=1e-6)  # sigma in the EBM's [-1, 1] range
+    assert torch.equal(p.copies(x, replicates=2, seed=[5, 6, 7])[1], p.copies(x[1:2], replicates=2, seed=6)[0])
+    assert not torch.equal(start[:, 0], start[:, 1])
+
+
 def test_exact_gradient_matches_finite_differences_on_a_short_chain() -> None:
-    p = _purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01)
+    for noise in (0.0, 0.2):
+        _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, init_noise=noise))
+
+
+def _check_exact_gradient(p: Purifier) -> None:
     x = (torch.rand(2, 1, 28, 28, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
     w = torch.randn(2, 1, 1, 28, 28, dtype=torch.float64)
     (p.copies(x, seed=[3, 4], gradient="exact") * w).sum().backward()

@@ -1,0 +1,56 @@
+"""Purification variants: TOML files naming a base model and Langevin overrides, accepted wherever a model is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from purifier.checkpoint import resolve
+from purifier.errors import SettingsError
+from purifier.purifier import Purifier
+from purifier.variants import read_variant
+
+
+def _variant(folder: Path, text: str) -> Path:
+    path = folder / "variant.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_variant_loads_the_base_weights_with_its_settings(model_dir: Path, tmp_path: Path) -> None:
+    path = _variant(tmp_path, f'model = "{model_dir.name}"\n[langevin]\ninit_noise = 0.4\nsteps = 3\n')  # relative to the file
+    base, variant = Purifier.load(model_dir), Purifier.load(path)
+    assert variant.defaults == base.defaults.updated(init_noise=0.4, steps=3)
+    assert variant.metadata["weights"]["sha256"] == base.metadata["weights"]["sha256"]
+    assert variant.metadata["variant"]["langevin"] == {"init_noise": 0.4, "steps": 3}
+    assert resolve(path, "classifier") == resolve(model_dir, "classifier")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('model = "m"\n[langevin]\nwarp = 2\n', "unknown [langevin] keys"),
+    ('model = "m"\n[langevin]\ninit_noise = -1\n', "init_noise must be >= 0"),
+    ('[langevin]\nsteps = 3\n', "a variant holds model"),
+    ('model = "m"\nextra = 1\n', "unknown keys"),
+    ('model = \n', "not a valid TOML"),
+])
+def test_bad_variants_are_refused_with_a_message(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[")):
+        read_variant(_variant(tmp_path, text))
+
+
+def test_purify_and_evaluate_accept_a_variant(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    path = _variant(tmp_path, f'model = "{model_dir}"\n[langevin]\ninit_noise = 0.3\nsteps = 2\n')
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32))
+    code, _, err = cli("purify", "--model", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "out.npy")
+    assert code == 0, err
+    code, _, err = cli("evaluate", "--model", path, "--attack", "none", "--n", "2", "--replicates", "1", "--data-dir", data_dir,
+                       "--out", tmp_path / "ev", "--no-progress")
+    assert code == 0, err
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    defense = report["models"]["defense"]
+    assert defense["init_noise"] == 0.3 and defense["steps"] == 2
+    code, _, err = cli("purify", "--model", tmp_path / "missing.toml", "--input", tmp_path / "x.npy", "--output", tmp_path / "o.npy")
+    assert code == 2 and "variant not found" in err and "Traceback" not in err
