@@ -119,9 +119,10 @@ class OnnxBackend:
 
     def _check_built_in(self, config: LangevinConfig) -> None:
         d = self.built_in
-        if (config.step_size, config.temperature, config.clamp) != (d.step_size, d.temperature, d.clamp):
+        if (config.step_size, config.temperature, config.clamp, config.precision) != (d.step_size, d.temperature, d.clamp, d.precision):
             raise SettingsError(
-                f"this ONNX export has step size {d.step_size}, temperature {d.temperature} and clamp {d.clamp} built in; re-export to change them"
+                f"this ONNX export has step size {d.step_size}, temperature {d.temperature}, clamp {d.clamp} and precision {d.precision} built in; "
+                "re-export to change them"
             )
 
     def purify(self, x: torch.Tensor, config: LangevinConfig, seeds: Sequence[int], hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -75,6 +75,18 @@ def test_batch_invariance_bit_identical() -> None:
     assert torch.equal(shuffled, together[perm])
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_large_groups_give_each_row_the_bits_of_groups_of_eight(precision: str) -> None:
+    torch.manual_seed(0)
+    ebm = build("conv-ebm", width=16)  # the shipped models' width
+    config = LangevinConfig(steps=3, precision=precision)
+    x = torch.rand(300, 1, 28, 28) * 2 - 1
+    streams = chain_streams(list(range(300)), 1)
+    strict = LangevinSampler(ebm, config, micro_batch=8, group_rows=8).run(x, streams).x
+    assert torch.equal(LangevinSampler(ebm, config).run(x, streams).x, strict)  # groups of 256 + 48 rows
+    assert torch.equal(LangevinSampler(ebm, config).run(x[7:8], streams[7:8]).x[0], strict[7])
+
+
 def test_seeds_change_the_noise_and_replicates_differ() -> None:
     streams = chain_streams([1, 1, 2], 2)
     assert streams[0] == streams[2] and streams[0] != streams[1] and streams[0] != streams[4]
