@@ -24,11 +24,12 @@ def _run(module: str, tmp_path: Path, *args: str) -> dict:
 @pytest.mark.slow
 def test_purify_speed_smoke(tmp_path: Path) -> None:
     result = _run("bench.purify_speed", tmp_path, "--batches", "1,3", "--steps", "2", "--repeats", "1", "--unroll", "2")
-    assert result["machine"]["cores"] and result["matmul_gflops"] > 0 and [r["batch"] for r in result["rows"]] == [1, 3]
+    assert result["machine"]["cores"] and result["matmul_gflops"] > 0 and result["matmul_gflops_bf16"] > 0
+    assert [r["batch"] for r in result["rows"]] == [1, 3]
     for row in result["rows"]:
-        for name in ("reference", "purifier", "purifier_no_microbatch", "onnxruntime"):
+        for name in ("reference", "purifier", "purifier_bf16", "onnxruntime"):
             assert row[name]["image_steps_per_s"] > 0 and 0 < row[name]["roofline_fraction"]
-        assert row["speedup_purifier_vs_reference"] > 0
+        assert row["speedup_purifier_vs_reference"] > 0 and row["speedup_purifier_bf16_vs_reference"] > 0
 
 
 @pytest.mark.slow
