@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ebm_purify.commands import COMMANDS
-from ebm_purify.commands.evaluate import maybe_merge
+from ebm_purify.commands.evaluate import maybe_subcommand
 from purifier.errors import PurifierError
 
 
@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    merged = maybe_merge(argv)
-    if merged is not None:
-        return merged
+    routed = maybe_subcommand(argv)
+    if routed is not None:
+        return routed
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

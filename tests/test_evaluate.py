@@ -84,6 +84,15 @@ def test_shards_merge_into_the_unsharded_report(cli, model_dir: Path, tmp_path: 
     merged = json.loads((tmp_path / "merged" / "report.json").read_text())["by_eps"]
     for a, b in zip(full, merged, strict=True):
         assert a["defended_final_point"] == b["defended_final_point"] and a["bare_adversarial"] == b["bare_adversarial"]
+    code, stdout, err = cli("evaluate", "table", tmp_path / "full", tmp_path / "merged", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "table.json").read_text())
+    assert [(r["eps"], r["attack"].split()[0]) for r in rows] == [(0.1, "transfer"), (0.3, "transfer")] * 2
+    same = [{**r, "folder": str(tmp_path / "full"), "seconds_per_image": a["seconds_per_image"]} for a, r in zip(rows[:2], rows[2:], strict=True)]
+    assert rows[:2] == same and "| robust % (worst case) |" in stdout
+    assert (tmp_path / "table.md").read_text() == stdout
+    code, _, err = cli("evaluate", "table", tmp_path / "nowhere")
+    assert code == 2 and "no report.json" in err
 
 
 def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:

@@ -1,15 +1,18 @@
-"""``ebm-purify evaluate``: robustness evaluation of a defended classifier, and
-``ebm-purify evaluate merge``: join shard folders into one report."""
+"""``ebm-purify evaluate``: robustness evaluation of a defended classifier;
+``ebm-purify evaluate merge``: join shard folders into one report;
+``ebm-purify evaluate table``: one results table from many evaluation folders."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from attacks.evaluate import evaluate
 from attacks.report import merge
 from attacks.settings import EvalSettings
+from attacks.table import markdown_table, table_rows
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime
 from purifier.errors import SettingsError
 
@@ -37,8 +40,9 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="attack the defended classifier and report robust accuracy (or: evaluate merge DIR...)",
-                       description="Robustness evaluation. `ebm-purify evaluate merge DIR... --out DIR` joins shard folders.")
+    p = sub.add_parser("evaluate", help="attack the defended classifier and report robust accuracy (or: evaluate merge|table DIR...)",
+                       description="Robustness evaluation. `ebm-purify evaluate merge DIR... --out DIR` joins shard folders; "
+                       "`ebm-purify evaluate table DIR... [--out FILE]` makes one results table.")
     p.add_argument("--model", default="mnist", help="EBM: shipped name, model folder or checkpoint (default mnist)")
     p.add_argument("--classifier", help="classifier REF[:ROLE], e.g. mnist:classifier-pgd (default: the model's classifier)")
     p.add_argument("--transfer-from", help="torch classifier REF[:ROLE] attacked by --attack transfer (default: the evaluated classifier; "
@@ -103,12 +107,30 @@ def run_merge(argv: list[str]) -> int:
     return 0
 
 
-def maybe_merge(argv: list[str]) -> int | None:
-    """``evaluate merge ...`` is routed here before the main parser sees it."""
-    if len(argv) >= 2 and argv[0] == "evaluate" and argv[1] == "merge":
+def run_table(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="ebm-purify evaluate table", description="one Markdown/JSON results table from evaluation folders")
+    p.add_argument("folders", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, help="write FILE.md and FILE.json (default: print only)")
+    args = p.parse_args(argv)
+    rows = table_rows(args.folders)
+    text = markdown_table(rows)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    print(text, end="")
+    return 0
+
+
+SUBCOMMANDS = {"merge": run_merge, "table": run_table}
+
+
+def maybe_subcommand(argv: list[str]) -> int | None:
+    """``evaluate merge|table ...`` are routed here before the main parser sees them."""
+    if len(argv) >= 2 and argv[0] == "evaluate" and argv[1] in SUBCOMMANDS:
         try:
-            return run_merge(argv[2:])
+            return SUBCOMMANDS[argv[1]](argv[2:])
         except SettingsError as err:
-            print(f"ebm-purify evaluate merge: error: {err}", file=sys.stderr)
+            print(f"ebm-purify evaluate {argv[1]}: error: {err}", file=sys.stderr)
             return 2
     return None
