@@ -54,3 +54,9 @@ def test_purify_and_evaluate_accept_a_variant(cli, model_dir: Path, tmp_path: Pa
     assert defense["init_noise"] == 0.3 and defense["steps"] == 2
     code, _, err = cli("purify", "--model", tmp_path / "missing.toml", "--input", tmp_path / "x.npy", "--output", tmp_path / "o.npy")
     assert code == 2 and "variant not found" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "purify").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_variants_load(path: Path) -> None:
+    variant = read_variant(path)
+    assert Purifier.load(path).defaults == Purifier.load(variant.base).defaults.updated(**variant.langevin)
