@@ -50,6 +50,21 @@ def test_resumed_training_matches_an_uninterrupted_run(cli, tmp_path: Path, data
 
 
 @pytest.mark.slow
+def test_fine_tuning_starts_from_the_given_weights(cli, tmp_path: Path, data_dir: Path) -> None:
+    cfg = ROOT / "configs" / "mnist-ebm.toml"
+    code, _, err = cli("train-ebm", "--config", cfg, *TINY_EBM, "--iterations", "1", "--init-from", "mnist", "--data-dir", data_dir,
+                       "--out", tmp_path / "tuned")
+    assert code == 0, err
+    shipped, tuned = Purifier.load("mnist").energy.state_dict(), Purifier.load(tmp_path / "tuned").energy.state_dict()
+    # one Adam step at the warm-up learning rate, EMA 0.999: the weights barely move from the shipped ones
+    assert all(torch.allclose(shipped[k], tuned[k], atol=1e-5) for k in shipped)
+    assert json.loads((tmp_path / "tuned" / "ebm.json").read_text())["training"]["config"]["init_from"] == "mnist"
+    code, _, err = cli("train-ebm", "--config", ROOT / "configs" / "cifar10-ebm.toml", *TINY_EBM, "--iterations", "1", "--init-from", "mnist",
+                       "--data-dir", data_dir, "--out", tmp_path / "bad")
+    assert code == 2 and "architecture" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("config", "extra"), [("mnist-classifier", ()), ("mnist-classifier-pgd", ()), ("fashion-mnist-classifier-pgd", ()),
                                                ("mnist-classifier", ("--adversarial", "pgd", "--eps", "0.2", "--pgd-steps", "2"))])
 def test_train_classifier_configs_run(cli, tmp_path: Path, data_dir: Path, config: str, extra: tuple[str, ...]) -> None:

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-every", type=int)
     p.add_argument("--grid-steps", type=lambda t: [int(v) for v in t.split(",")], help="chain-grid columns, e.g. 0,100,500,1000,2000")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.*")
+    p.add_argument("--init-from", help="start from this EBM's weights (model reference), e.g. to fine-tune with noised rejuvenation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_option(p)
     add_runtime_options(p)
@@ -63,6 +64,7 @@ def run_train_ebm(args: argparse.Namespace) -> int:
         "dataset": args.dataset, "iterations": args.iterations, "batch_size": args.batch_size, "bank_size": args.bank_size,
         "langevin_steps": args.langevin_steps, "rejuvenation": args.rejuvenation, "seed": args.seed,
         "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every, "grid_steps": args.grid_steps,
+        "init_from": args.init_from,
     })
     path = train_ebm(config, args.out, args.data_dir, device, args.resume, provenance(), progress=not args.no_progress)
     print(f"EBM checkpoint: {path}")

@@ -27,8 +27,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from purifier.checkpoint import save_checkpoint
+from purifier.checkpoint import load_checkpoint, resolve, save_checkpoint
 from purifier.data import load_dataset
+from purifier.errors import SettingsError
 from purifier.grids import save_grid
 from purifier.langevin import LangevinConfig, LangevinSampler, mix
 from purifier.models import build
@@ -64,6 +65,8 @@ def train_ebm(
     x_test, _ = load_dataset(config.dataset, "test", data_dir)
     x_train = x_train * (hi - lo) + lo
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
+    if config.init_from and not resume:
+        _load_initial_weights(model, config)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     bank = x_train[torch.randperm(len(x_train), generator=gen)[: config.bank_size]].clone()
@@ -125,6 +128,13 @@ def train_ebm(
             _sample_grids(ema, config, bank, x_test, out / "samples", done)
     log.close()
     return out / "ebm.json"
+
+
+def _load_initial_weights(model: torch.nn.Module, config: EBMTrainConfig) -> None:
+    start, meta = load_checkpoint(resolve(config.init_from, "ebm"))
+    if meta.get("architecture") != config.architecture:
+        raise SettingsError(f"init_from {config.init_from}: architecture {meta.get('architecture')} differs from the config's {config.architecture}")
+    model.load_state_dict(start.state_dict())
 
 
 def _rejuvenate(x_train: torch.Tensor, n: int, config: EBMTrainConfig, gen: torch.Generator) -> torch.Tensor:
