@@ -1,7 +1,9 @@
 """Service load: C concurrent clients (1, 8, 32) send a bounded number of one-image /purify
 requests to the service on 127.0.0.1; throughput and latency percentiles against the in-process
 purifier at the same batch size, measured in the same run, and an account that every request got
-exactly one response.
+exactly one response. From the server's own /metrics it also reports the mean batch size and the
+fraction of the wall time its compute thread was busy, which tell batching gaps (idle compute)
+from slower compute (busy but behind in-process).
 
     python -m bench.service_load --model mnist --out bench/results/service_load.json
 """
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import best_of, write
 from purifier.backends import TorchBackend
@@ -53,7 +56,7 @@ async def _drive(url: str, clients: int, requests: int, steps: int, image: bytes
             "latency_s": {p: round(float(np.percentile(lat, q)), 4) for p, q in (("p50", 50), ("p90", 90), ("p99", 99))}}
 
 
-def run(model: str, clients_list: list[int], requests: int, steps: int, threads: int) -> dict[str, Any]:
+def run(model: str, clients_list: list[int], requests: int, steps: int, threads: int, delay_ms: float) -> dict[str, Any]:
     torch.set_num_threads(threads)
     backend = TorchBackend(Purifier.load(model))
     shape = backend.image_shape
@@ -64,15 +67,24 @@ def run(model: str, clients_list: list[int], requests: int, steps: int, threads:
         x = torch.rand(c, *shape)
         cfg = backend.defaults.updated(steps=steps, replicates=1)
         in_process = c / best_of(lambda x=x, cfg=cfg: backend.purify(x, cfg, [0] * len(x)), 2)
-        flags = ("--max-batch-size", str(c), "--max-queue-delay-ms", "5", "--queue-capacity", str(max(64, 2 * c)), "--max-steps", str(steps))
+        flags = ("--max-batch-size", str(c), "--max-queue-delay-ms", str(delay_ms), "--queue-capacity", str(max(64, 2 * c)), "--max-steps", str(steps))
         with running_server(model, *flags, threads=threads) as (url, _):
             row = asyncio.run(_drive(url, c, requests, steps, buf.getvalue()))
+            row.update(_server_view(httpx.get(url + "/metrics").text, row["wall_s"]))
         row["in_process_images_per_s"] = round(in_process, 2)
         row["service_vs_in_process"] = round(row["images_per_s"] / in_process, 3)
         rows.append(row)
         print(f"C={c:>3}: service {row['images_per_s']:8.1f} img/s vs in-process {in_process:8.1f} img/s (x{row['service_vs_in_process']}), "
-              f"p50 {row['latency_s']['p50']}s p99 {row['latency_s']['p99']}s, answered once: {row['every_request_answered_once']}")
-    return {"benchmark": "service_load", "model": model, "steps": steps, "requests_per_level": requests, "rows": rows}
+              f"p50 {row['latency_s']['p50']}s p99 {row['latency_s']['p99']}s, mean batch {row['mean_batch_images']}, "
+              f"compute busy {row['compute_busy_fraction']:.0%}, answered once: {row['every_request_answered_once']}")
+    return {"benchmark": "service_load", "model": model, "steps": steps, "requests_per_level": requests, "max_queue_delay_ms": delay_ms, "rows": rows}
+
+
+def _server_view(metrics_text: str, wall_s: float) -> dict[str, float]:
+    samples = {s.name: s.value for family in text_string_to_metric_families(metrics_text) for s in family.samples if not s.labels}
+    batches = samples.get("ebm_purify_batch_images_count", 0.0)
+    return {"mean_batch_images": round(samples.get("ebm_purify_batch_images_sum", 0.0) / batches, 2) if batches else 0.0,
+            "compute_busy_fraction": round(samples.get("ebm_purify_compute_seconds_sum", 0.0) / wall_s, 3)}
 
 
 def main() -> None:
@@ -82,9 +94,10 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=256)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--delay-ms", type=float, default=20.0, help="the server's --max-queue-delay-ms (default: the service default, 20)")
     p.add_argument("--out", default="bench/results/service_load.json")
     args = p.parse_args()
-    result = run(args.model, [int(c) for c in args.clients.split(",")], args.requests, args.steps, args.threads)
+    result = run(args.model, [int(c) for c in args.clients.split(",")], args.requests, args.steps, args.threads, args.delay_ms)
     print(f"written {write(result, args.out)}")
 
 

@@ -23,7 +23,7 @@ class ServiceSettings(BaseSettings):
     model_name: str = "purifier"              # KServe name; the classifier is "<model_name>-classifier"
 
     max_batch_size: int = Field(64, ge=1)     # images (not copies) per compute batch
-    max_queue_delay_ms: float = Field(10.0, ge=0)
+    max_queue_delay_ms: float = Field(20.0, ge=0)
     queue_capacity: int = Field(512, ge=1)    # images waiting, beyond which requests get 503
     request_timeout_s: float = Field(120.0, gt=0)
     max_timeout_s: float = Field(600.0, gt=0)

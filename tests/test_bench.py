@@ -37,3 +37,4 @@ def test_service_load_smoke(tmp_path: Path) -> None:
     rows = _run("bench.service_load", tmp_path, "--clients", "1,4", "--requests", "8", "--steps", "2", "--threads", "1")["rows"]
     assert [r["clients"] for r in rows] == [1, 4]
     assert all(r["every_request_answered_once"] and r["responses_by_status"] == {"200": 8} for r in rows)
+    assert all(1 <= r["mean_batch_images"] <= r["clients"] and 0 < r["compute_busy_fraction"] <= 1.05 for r in rows)

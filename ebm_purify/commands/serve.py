@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
     p.add_argument("--max-batch-size", type=int, help="images per compute batch (default 64)")
-    p.add_argument("--max-queue-delay-ms", type=float, help="wait for batch-mates at most this long (default 10)")
+    p.add_argument("--max-queue-delay-ms", type=float, help="wait for batch-mates at most this long (default 20)")
     p.add_argument("--queue-capacity", type=int, help="queued images before 503 (default 512)")
     p.add_argument("--request-timeout-s", type=float, help="default deadline of a request (default 120)")
     p.add_argument("--max-steps", type=int, help="cap on Langevin steps per request (default 2000)")

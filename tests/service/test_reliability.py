@@ -92,6 +92,30 @@ def test_a_slow_model_answers_504_past_the_deadline(model: Path) -> None:
     assert app.state.metrics.cancellations.labels("deadline")._value.get() == 1
 
 
+def test_jobs_that_waited_through_a_batch_still_get_the_delay_for_batch_mates(model: Path) -> None:
+    """Closed-loop clients: when the compute thread frees up, the jobs that queued during the last batch
+    wait for the rest (which are about to resubmit) instead of leaving as a half-size batch."""
+    from service.batcher import Batcher, Job
+    from service.metrics import Metrics
+
+    batcher = Batcher(None, ServiceSettings(model=str(model), max_queue_delay_ms=100, max_batch_size=8, warmup=False), Metrics())  # type: ignore[arg-type]
+    now = time.monotonic()
+    cfg = LangevinConfig(steps=2)
+    for i in range(4):  # queued a second ago, while the previous batch computed
+        batcher.queue.append(Job(torch.rand(1, 1, 28, 28), cfg, seed=i, deadline=now + 60, submitted=now - 1.0))
+    batcher.queued_images = 4
+    batcher.free_since = time.monotonic()  # the compute thread just finished
+    t0 = time.monotonic()
+    batch = batcher._next_batch()
+    assert batch is not None and len(batch) == 4
+    assert time.monotonic() - t0 >= 0.09  # waited for batch-mates (nobody came), not dispatched at once
+    batcher.queue.append(Job(torch.rand(1, 1, 28, 28), cfg.updated(init_noise=0.1), seed=9, deadline=now + 60))
+    batcher.queue.append(Job(torch.rand(1, 1, 28, 28), cfg, seed=8, deadline=now + 60))
+    batcher.queued_images = 2
+    batcher.free_since = 0.0
+    assert [j.seed for j in batcher._next_batch()] == [9]  # other Langevin settings never share a batch
+
+
 def _metric(text: str, name: str, labels: str = "") -> float:
     m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
