@@ -2,7 +2,11 @@
 (expectation over transformation, Athalye et al. 2018, https://arxiv.org/abs/1802.00420), taken
 through the purifier either straight through (BPDA, as Hill et al. attack their defense) or
 exactly through the Langevin chain (the adaptive attack of Croce et al. 2022). Copies are one
-batch, and every call draws fresh chain noise."""
+batch, and every call draws fresh chain noise.
+
+When the exact gradient runs through a shorter surrogate chain, the logits returned for the
+attack's success record (and early stopping) come from the full defense on the same point, with
+the same copies count: a point that fools only the surrogate is not a success."""
 
 from __future__ import annotations
 
@@ -23,9 +27,15 @@ def eot_gradient(defense: Defense, eot: int, gradient: Gradient, loss: Loss = Lo
         calls[0] += 1
         with torch.enable_grad():
             xg = x_adv.detach().requires_grad_(True)
-            logits = defense.logits(xg, eot if defense.stochastic else 1, mix(seed, calls[0]), gradient).mean(1)
+            copies = eot if defense.stochastic else 1
+            logits = defense.logits(xg, copies, mix(seed, calls[0]), gradient).mean(1)
             value = attack_loss(logits, labels, loss, targeted)
             (grad,) = torch.autograd.grad(value.sum(), xg)
-        return value.detach(), grad, logits.detach()
+        record = logits.detach()
+        surrogate = getattr(defense, "surrogate_steps", None)
+        if gradient == "exact" and surrogate and surrogate < defense.config.steps:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                record = defense.logits(x_adv.detach(), copies, mix(seed, calls[0], 1), "none").mean(1)
+        return value.detach(), grad, record
 
     return source

@@ -60,6 +60,18 @@ def test_pgd_stops_attacking_fooled_images_and_gives_resisting_ones_the_full_bud
     assert early.iterates is not None and early.iterate_fooled is not None and early.iterate_fooled[:, :3].sum(0).tolist() == [2, 2, 2]
 
 
+def test_a_surrogate_chain_attack_records_success_on_the_full_defense() -> None:
+    from purifier.langevin import mix
+
+    purifier, clf = _parts(steps=6)
+    defense = EBMDefense(purifier, clf, surrogate_steps=1)
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([3, 7])
+    _, _, record = eot_gradient(defense, eot=2, gradient="exact")(x, y)
+    full = clf(purifier.copies(x, steps=6, replicates=2, seed=mix(0, 1, 1)).flatten(0, 1)).view(2, 2, -1).mean(1)
+    short = clf(purifier.copies(x, steps=1, replicates=2, seed=mix(0, 1)).flatten(0, 1)).view(2, 2, -1).mean(1)
+    assert torch.allclose(record, full, atol=1e-6) and not torch.allclose(record, short, atol=1e-6)
+
+
 def test_bpda_eot_gradient_is_mean_classifier_gradient_over_purified_copies() -> None:
     purifier, clf = _parts()
     defense = EBMDefense(purifier, clf)
