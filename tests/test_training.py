@@ -20,7 +20,7 @@ TINY_EBM = ("--bank-size", "64", "--batch-size", "8", "--langevin-steps", "3", "
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["mnist-ebm", "fashion-mnist-ebm", "cifar10-ebm"])
+@pytest.mark.parametrize("config", ["mnist-ebm", "mnist-ebm-noised", "fashion-mnist-ebm", "cifar10-ebm"])
 def test_train_ebm_configs_run_and_load(cli, tmp_path: Path, data_dir: Path, config: str) -> None:
     out = tmp_path / config
     code, _, err = cli("train-ebm", "--config", ROOT / "configs" / f"{config}.toml", "--out", out, "--iterations", "4",
