@@ -35,7 +35,12 @@ ebm-purify evaluate --model fashion-mnist --eps-list 0.05,0.1 --out results/fash
 nat=(--natural-from results/fashion-mnist/ebm-transfer-linf)
 ebm-purify evaluate --model fashion-mnist --norm l2 --eps 1.0 --out results/fashion-mnist/ebm-transfer-l2 "${transfer[@]}" "${nat[@]}" "${common[@]}"
 ebm-purify evaluate --model fashion-mnist --eps-list 0.05,0.1 --out results/fashion-mnist/ebm-bpda-eot-linf "${bpda[@]}" "${nat[@]}" "${common[@]}"
-ebm-purify evaluate --model fashion-mnist --eps 0.1 --surrogate-steps 25 --out results/fashion-mnist/ebm-adaptive-linf "${adaptive[@]}" "${nat[@]}" "${common[@]}"
+# (on this machine the first 100 images ran unsharded, then their rows were split into the two shard folders and the rest resumed there)
+for i in 0 1; do
+  ebm-purify evaluate --model fashion-mnist --eps 0.1 --surrogate-steps 25 --shard $i/2 --out runs/fadapt-shard$i "${adaptive[@]}" "${nat[@]}" "${common[@]}" &
+done
+wait
+ebm-purify evaluate merge runs/fadapt-shard0 runs/fadapt-shard1 --out results/fashion-mnist/ebm-adaptive-linf
 
 # 3. cheap baseline defenses, attacked like the EBM (thresholding through a sigmoid surrogate)
 for defense in binarize noise-median; do
