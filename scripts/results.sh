@@ -31,6 +31,13 @@ for i in 0 1; do
 done
 wait
 ebm-purify evaluate merge runs/mnist-bpda-shard0 runs/mnist-bpda-shard1 --out results/mnist/ebm-bpda-eot-linf
+# the adaptive attack on MNIST, cut the same way: exact gradients through the first 50 of the 500 chain steps
+for i in 0 1; do
+  ebm-purify evaluate --model mnist --eps 0.3 --attack adaptive --surrogate-steps 50 --loss margin --eot 4 --attack-steps 10 --step-size 0.06 \
+    --stop-after 1 --shard $i/2 --out runs/mnist-adaptive-shard$i "${nat[@]}" "${common[@]}" &
+done
+wait
+ebm-purify evaluate merge runs/mnist-adaptive-shard0 runs/mnist-adaptive-shard1 --out results/mnist/ebm-adaptive-linf
 ebm-purify evaluate --model fashion-mnist --eps-list 0.05,0.1 --out results/fashion-mnist/ebm-transfer-linf "${transfer[@]}" "${common[@]}"
 nat=(--natural-from results/fashion-mnist/ebm-transfer-linf)
 ebm-purify evaluate --model fashion-mnist --norm l2 --eps 1.0 --out results/fashion-mnist/ebm-transfer-l2 "${transfer[@]}" "${nat[@]}" "${common[@]}"
