@@ -74,7 +74,6 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, progress: bool = True)
             for b in range(0, len(pending), settings.batch_size):
                 batch = pending[b : b + settings.batch_size]
                 for rec in _evaluate_batch(ctx, eps, batch, out, natural, first=(b == 0 and eps == eps_values[0])):
-                    natural[rec["index"]] = rec["natural"]
                     log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.update(len(batch))
@@ -165,9 +164,11 @@ def _evaluate_batch(
     with torch.no_grad():
         bare_clean = ctx.classifier(x).argmax(1).cpu()
     missing = [j for j, i in enumerate(indices) if i not in known]
-    fresh = _natural(ctx, x[missing], [seeds[j] for j in missing]) if missing else {}
-    natural = {i: known[i] if i in known else {key: v[missing.index(j)] for key, v in fresh.items()} for j, i in enumerate(indices)}
-    records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]), "natural": natural[i]}
+    if missing:  # clean-image results are added to ``known``, once per image for the whole run
+        fresh = _natural(ctx, x[missing], [seeds[j] for j in missing])
+        for row, j in enumerate(missing):
+            known[indices[j]] = {key: v[row] for key, v in fresh.items()}
+    records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]), "natural": known[i]}
                for j, i in enumerate(indices)]
     if s.attack != "none":
         result = _attack(ctx, x, y, eps, seed=mix(s.seed, int(eps * 1e6), indices[0]))

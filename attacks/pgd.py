@@ -118,11 +118,10 @@ class PGD:
                 wrong[rows] = logits.argmax(1) != labels[rows]
                 fooled |= wrong
                 streak = torch.where(wrong, streak + 1, torch.zeros_like(streak))
-                ends = torch.zeros(n, dtype=torch.bool, device=x.device)
+                stops = streak >= self.stop_after if self.stop_after is not None else torch.zeros_like(stopped)
+                ends = stops.clone()
                 if i == self.steps:
                     ends[rows] = True
-                if self.stop_after is not None:
-                    ends |= streak >= self.stop_after
                 # the final point of this restart (or the point where an image stops): keep the highest loss
                 row_loss = torch.full((n,), float("-inf"), device=x.device)
                 row_loss[rows] = loss
@@ -131,8 +130,7 @@ class PGD:
                 if self.keep_iterates:
                     iterates.append(x_adv.detach().cpu())
                     iterate_fooled.append(wrong.cpu())
-                if self.stop_after is not None:
-                    stopped |= streak >= self.stop_after
+                stopped |= stops
                 if i < self.steps:
                     step = torch.zeros_like(x_adv)
                     step[rows] = ascent_step(grad, self.step_size, self.norm)

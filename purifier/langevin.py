@@ -185,9 +185,6 @@ class LangevinSampler:
             return self._energy_and_grad(x)
         n = x.shape[0]
         padded = torch.cat([x, x.new_zeros((-n % m, *x.shape[1:]))]) if n % m else x
-        if padded.shape[0] <= self.group_rows:
-            e, g = self._energy_and_grad(padded)
-            return e[:n], g[:n]
         parts = [self._energy_and_grad(chunk) for chunk in padded.split(self.group_rows)]
         return torch.cat([e for e, _ in parts])[:n], torch.cat([g for _, g in parts])[:n]
 

@@ -1,13 +1,13 @@
 """Purification variants: named settings files that stand wherever a model reference does.
 
 A variant is a TOML file naming a base model and overriding its Langevin defaults, e.g.
-``configs/purify/mnist-noise.toml``::
+``configs/purify/mnist-noise-0.5.toml``::
 
     model = "mnist"            # shipped name, model folder or checkpoint (relative to this file)
     [langevin]
-    init_noise = 0.5           # any LangevinConfig field: steps, step_size, temperature, replicates, init_noise
+    init_noise = 0.5           # any LangevinConfig field but clamp: steps, step_size, temperature, replicates, init_noise, precision
 
-``ebm-purify purify|evaluate|serve|export-onnx --model configs/purify/mnist-noise.toml`` then
+``ebm-purify purify|evaluate|serve|export-onnx --model configs/purify/mnist-noise-0.5.toml`` then
 purifies with the base model's weights and these settings; reports record the variant.
 """
 
