@@ -23,3 +23,7 @@ class InputError(PurifierError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class TrainingDiverged(PurifierError):
+    """Training diverged and could not be recovered by rolling back to a checkpoint."""

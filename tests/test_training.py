@@ -65,6 +65,29 @@ def test_fine_tuning_starts_from_the_given_weights(cli, tmp_path: Path, data_dir
 
 
 @pytest.mark.slow
+def test_divergence_rolls_back_to_the_last_checkpoint_then_stops_with_a_clear_error(cli, tmp_path: Path, data_dir: Path) -> None:
+    base = (ROOT / "configs" / "mnist-ebm.toml").read_text()
+    out = tmp_path / "run"
+
+    def train(iterations: int, extra: str, *flags: str, folder: Path = out) -> tuple[int, str]:
+        cfg = tmp_path / "run.toml"
+        cfg.write_text(extra + base)
+        code, _, err = cli("train-ebm", "--config", cfg, *TINY_EBM, "--iterations", iterations, "--out", folder, "--data-dir", data_dir, *flags)
+        return code, err
+
+    code, err = train(2, "")
+    assert code == 0, err
+    # any nonzero gap counts as divergence: iteration 3 rolls back to the checkpoint at 2 with half, then a quarter of the learning rate
+    code, err = train(4, "divergence_gap = 0.0\nmax_rollbacks = 2\n", "--resume")
+    assert code == 2 and "diverged at iteration 3" in err and "after 2 rollbacks" in err and "Traceback" not in err
+    events = [r for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if r.get("event") == "rollback"]
+    assert [(e["iteration"], e["to_iteration"], e["lr_scale"]) for e in events] == [(3, 2, 0.5), (3, 2, 0.25)]
+    assert json.loads((out / "ebm.json").read_text())["training"]["iterations"] == 2  # the last good checkpoint is kept
+    code, err = train(4, "divergence_gap = 0.0\n", folder=tmp_path / "fresh")  # nothing to roll back to yet
+    assert code == 2 and "diverged at iteration 1" in err and "after 0 rollbacks" in err
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("config", "extra"), [("mnist-classifier", ()), ("mnist-classifier-pgd", ()), ("fashion-mnist-classifier-pgd", ()),
                                                ("mnist-classifier", ("--adversarial", "pgd", "--eps", "0.2", "--pgd-steps", "2"))])
 def test_train_classifier_configs_run(cli, tmp_path: Path, data_dir: Path, config: str, extra: tuple[str, ...]) -> None:

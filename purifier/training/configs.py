@@ -38,6 +38,9 @@ class EBMTrainConfig:
     ema: float = 0.999
     grad_clip: float | None = None
     energy_penalty: float = 0.0        # alpha * mean(E_pos^2 + E_neg^2)
+    divergence_gap: float | None = None  # |E_neg - E_pos| above this (or a non-finite loss) counts as divergence
+    max_rollbacks: int = 3             # on divergence: back to the last checkpoint with the learning rate scaled, at most this often
+    rollback_lr_factor: float = 0.5
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 1000

@@ -11,7 +11,11 @@ with Adam (linear warm-up, cosine decay). The negatives return to the bank. Chai
 data that stay on the data manifold for hundreds to thousands of steps are what purification
 needs; the sample grids written during training (bank states; chains started at test images,
 after 0, 100, 500, 1000, 2000 steps by default) show whether they do. The exponential moving average of the
-weights is the model that is saved for purification.
+weights is the model that is saved for purification. With ``divergence_gap`` set, an iteration whose
+energy gap |E(neg) - E(pos)| exceeds it (or whose loss is not finite) is not applied: training goes
+back to the last checkpoint with the learning rate scaled down (``rollback_lr_factor``), at most
+``max_rollbacks`` times, and otherwise stops with :class:`~purifier.errors.TrainingDiverged`,
+keeping the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tqdm import tqdm
 
 from purifier.checkpoint import load_checkpoint, resolve, save_checkpoint
 from purifier.data import load_dataset
-from purifier.errors import SettingsError
+from purifier.errors import SettingsError, TrainingDiverged
 from purifier.grids import save_grid
 from purifier.langevin import LangevinConfig, LangevinSampler, mix
 from purifier.models import build
@@ -70,7 +74,7 @@ def train_ebm(
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     bank = x_train[torch.randperm(len(x_train), generator=gen)[: config.bank_size]].clone()
-    start, elapsed = 0, 0.0
+    start, elapsed, info = 0, 0.0, {}
     state_path = out / "state"
     if resume:
         rest, info = load_state(state_path, {"model": model, "ema": ema}, optimizer)
@@ -80,11 +84,12 @@ def train_ebm(
         model, LangevinConfig(steps=config.langevin_steps, step_size=config.step_size, temperature=config.temperature), micro_batch=None
     )
     log = open(out / "train_log.jsonl", "a")
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, disable=not progress, desc="train-ebm")
+    bar = tqdm(initial=start, total=config.iterations, disable=not progress, desc="train-ebm")
     t0 = time.perf_counter() - elapsed
-    for it in bar:
+    it, lr_scale, rollbacks = start, float(info.get("lr_scale", 1.0)) if resume else 1.0, int(info.get("rollbacks", 0)) if resume else 0
+    while it < config.iterations:
         for g in optimizer.param_groups:
-            g["lr"] = lr_at(it, config.lr, config.lr_warmup, config.iterations, config.lr_final_fraction)
+            g["lr"] = lr_scale * lr_at(it, config.lr, config.lr_warmup, config.iterations, config.lr_final_fraction)
         idx = torch.randint(len(bank), (config.batch_size,), generator=gen)
         states = bank[idx]
         fresh = torch.rand(config.batch_size, generator=gen) < config.rejuvenation
@@ -96,6 +101,20 @@ def train_ebm(
         pos = pos + config.data_noise * torch.randn(pos.shape, generator=gen).to(device)
         e_pos, e_neg = model(pos), model(neg)
         loss = e_pos.mean() - e_neg.mean()
+        gap = (e_neg.mean() - e_pos.mean()).item()
+        if not math.isfinite(loss.item()) or (config.divergence_gap is not None and abs(gap) > config.divergence_gap):
+            if rollbacks >= config.max_rollbacks or not state_path.with_suffix(".json").is_file():
+                raise TrainingDiverged(
+                    f"training diverged at iteration {it + 1} (energy gap {gap:.3g}) after {rollbacks} rollbacks; lower lr or raise divergence_gap"
+                )
+            rest, saved = load_state(state_path, {"model": model, "ema": ema}, optimizer)
+            bank, back_to = rest["bank"], saved["iteration"]
+            gen.set_state(rest["rng"])
+            lr_scale, rollbacks = lr_scale * config.rollback_lr_factor, rollbacks + 1
+            log.write(json.dumps({"event": "rollback", "iteration": it + 1, "gap": gap, "to_iteration": back_to, "lr_scale": lr_scale}) + "\n")
+            bar.update(back_to - it)
+            it = back_to
+            continue
         if config.energy_penalty:
             loss = loss + config.energy_penalty * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
         optimizer.zero_grad(set_to_none=True)
@@ -106,12 +125,12 @@ def train_ebm(
             for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.lerp_(p, 1.0 - config.ema)
         bank[idx] = neg.detach().cpu()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training diverged at iteration {it} (loss {loss.item()})")
-        if (it + 1) % config.log_every == 0 or it + 1 == config.iterations:
+        it += 1
+        bar.update(1)
+        if it % config.log_every == 0 or it == config.iterations:
             rec = {
-                "iteration": it + 1, "loss": loss.item(), "e_pos": e_pos.mean().item(), "e_neg": e_neg.mean().item(),
-                "gap": (e_neg.mean() - e_pos.mean()).item(), "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
+                "iteration": it, "loss": loss.item(), "e_pos": e_pos.mean().item(), "e_neg": e_neg.mean().item(),
+                "gap": gap, "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
                 "elapsed_s": round(time.perf_counter() - t0, 1),
             }
             log.write(json.dumps(rec) + "\n")
@@ -119,13 +138,13 @@ def train_ebm(
             bar.set_postfix(loss=f"{rec['loss']:+.3f}", gap=f"{rec['gap']:+.3f}", gnorm=f"{rec['grad_norm']:.2f}")
             if on_log:
                 on_log(rec)
-        done = it + 1
-        if done % config.checkpoint_every == 0 or done == config.iterations:
-            info = {"iteration": done, "elapsed_s": time.perf_counter() - t0, "config": to_dict(config)}
+        if it % config.checkpoint_every == 0 or it == config.iterations:
+            info = {"iteration": it, "elapsed_s": time.perf_counter() - t0, "lr_scale": lr_scale, "rollbacks": rollbacks, "config": to_dict(config)}
             save_state(state_path, {"bank": bank, "rng": gen.get_state()}, {"model": model, "ema": ema}, optimizer, info)
-            _export(ema, config, out, done, time.perf_counter() - t0, provenance)
-        if done % config.sample_every == 0 or done == config.iterations:
-            _sample_grids(ema, config, bank, x_test, out / "samples", done)
+            _export(ema, config, out, it, time.perf_counter() - t0, provenance)
+        if it % config.sample_every == 0 or it == config.iterations:
+            _sample_grids(ema, config, bank, x_test, out / "samples", it)
+    bar.close()
     log.close()
     return out / "ebm.json"
 
