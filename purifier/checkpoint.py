@@ -7,7 +7,7 @@ which loading verifies. Loading never unpickles: safetensors holds raw tensors o
 (``torch.save``) file is refused by its magic bytes.
 
 A model reference is a path to either file of the pair, a folder holding ``ebm.json``, or the name
-of a shipped model (``mnist``, ``fashion-mnist``; see ``purifier/weights/``).
+of a shipped model (``mnist``, ``fashion-mnist``, ``mnist-noised``; see ``purifier/weights/``).
 """
 
 from __future__ import annotations
@@ -111,22 +111,27 @@ def resolve(reference: str | Path, role: str = "ebm") -> Path:
     """Turn a model reference into the JSON path of the checkpoint playing ``role``.
 
     ``role`` is the file stem inside a model folder: ``ebm``, ``classifier`` or ``classifier-pgd``.
+    A model folder without classifiers whose EBM metadata says ``classifiers_from: NAME`` takes
+    them from that model (one level, no chains).
     """
     ref = Path(reference)
     if is_variant(ref):
         return resolve(read_variant(ref).base, role)
-    candidates = []
-    if ref.suffix in (".json", ".safetensors"):
-        candidates.append(ref.with_suffix(".json"))
-    elif ref.is_dir():
-        candidates.append(ref / f"{role}.json")
-    else:
-        candidates.append(WEIGHTS_DIR / str(reference) / f"{role}.json")
-    for c in candidates:
-        if c.is_file():
-            return c
+    path = _model_file(ref, role)
+    if path.is_file():
+        return path
+    ebm = _model_file(ref, "ebm")
+    companion = json.loads(ebm.read_text()).get("classifiers_from") if role != "ebm" and ref.suffix not in (".json", ".safetensors") and ebm.is_file() else None
+    if companion and _model_file(Path(companion), role).is_file():
+        return _model_file(Path(companion), role)
     shipped = ", ".join(shipped_models()) or "none"
     raise CheckpointError(f"{reference}: no {role} checkpoint found (a checkpoint path, a model folder, or a shipped model: {shipped})")
+
+
+def _model_file(ref: Path, role: str) -> Path:
+    if ref.suffix in (".json", ".safetensors"):
+        return ref.with_suffix(".json")
+    return ref / f"{role}.json" if ref.is_dir() else WEIGHTS_DIR / str(ref) / f"{role}.json"
 
 
 def shipped_models() -> list[str]:

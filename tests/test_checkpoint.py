@@ -115,6 +115,17 @@ def test_resolve_folder_and_unknown_name(tmp_path: Path) -> None:
         resolve("not-a-model")
 
 
+def test_an_ebm_without_classifiers_takes_those_it_names_one_level_deep(tmp_path: Path) -> None:
+    ebm = make_ebm_checkpoint(tmp_path / "m" / "ebm")
+    meta = json.loads(ebm.read_text())
+    ebm.write_text(json.dumps({**meta, "classifiers_from": "mnist"}))
+    assert resolve(tmp_path / "m", "classifier-pgd") == resolve("mnist", "classifier-pgd")
+    assert resolve(tmp_path / "m") == ebm  # the EBM itself is never redirected
+    ebm.write_text(json.dumps({**meta, "classifiers_from": str(tmp_path / "m")}))  # naming itself: no loop, a clear error
+    with pytest.raises(CheckpointError, match="no classifier checkpoint"):
+        resolve(tmp_path / "m", "classifier")
+
+
 def test_save_creates_folders(tmp_path: Path) -> None:
     meta = {"kind": "classifier", "architecture": {"name": "small-cnn", "args": {"width": 4, "hidden": 8}}}
     path = save_checkpoint(build("small-cnn", width=4, hidden=8), tmp_path / "a" / "b" / "clf", meta)

@@ -67,9 +67,11 @@ def _curve_section(curves: list[dict[str, Any]], chosen: int, reason: str) -> li
 def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Path], chosen_steps: int, reason: str, notes: str = "") -> Path:
     """Write ``folder/MODEL_CARD.md``; ``runs`` maps role (ebm, classifier, classifier-pgd) to its training output folder."""
     ebm = read_metadata(folder / "ebm.json")
-    lines = [f"# Model card: `{folder.name}`", "", f"Midrun EBM purifier and classifiers for **{ebm['dataset']}**, trained on a 2-core CPU with "
-             "this project's own commands. Load by name: `Purifier.load(\"" + folder.name + "\")`, "
-             "`load_classifier(\"" + folder.name + "\")`, `load_classifier(\"" + folder.name + "\", \"classifier-pgd\")`.", "",
+    loads = [f'`Purifier.load("{folder.name}")`'] + [f'`load_classifier("{folder.name}"{role})`' for role, file in (("", "classifier"),
+             (', "classifier-pgd"', "classifier-pgd")) if (folder / f"{file}.json").is_file()]
+    companion = f" It defends the classifiers of `{ebm['classifiers_from']}`, which load under this name too." if ebm.get("classifiers_from") else ""
+    lines = [f"# Model card: `{folder.name}`", "", f"Midrun EBM purifier{' and classifiers' if len(loads) > 1 else ''} for **{ebm['dataset']}**, "
+             f"trained on a 2-core CPU with this project's own commands. Load by name: {', '.join(loads)}.{companion}", "",
              f"Purification defaults: {json.dumps(ebm['langevin'])}, data range {ebm['data_range']}.", "", "## Checkpoints", ""]
     for role, title in (("ebm", "Energy-based model (EMA weights)"), ("classifier", "Classifier, natural training"),
                         ("classifier-pgd", "Classifier, PGD adversarial training (baseline)")):
@@ -88,9 +90,10 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Pa
     return path
 
 
-def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None, reason: str, notes: str = "") -> Path:
+def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None, reason: str, notes: str = "", classifiers_from: str | None = None) -> Path:
     """Copy a run's checkpoints and last sample grids into ``purifier/weights/<name>``, set the
-    default Langevin steps (the EBM metadata changes, its weights do not), and write the card."""
+    default Langevin steps (the EBM metadata changes, its weights do not), and write the card.
+    ``classifiers_from`` names a shipped model whose classifiers this EBM defends (when the run trained none)."""
     folder = WEIGHTS_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
     runs = {"ebm": runs_dir / "ebm", "classifier": runs_dir / "classifier", "classifier-pgd": runs_dir / "classifier-pgd"}
@@ -99,10 +102,12 @@ def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None
         if stem.with_suffix(".json").is_file():
             for suffix in (".json", ".safetensors"):
                 shutil.copy(stem.with_suffix(suffix), folder / f"{role}{suffix}")
+    meta = json.loads((folder / "ebm.json").read_text())
     if steps is not None:
-        meta = json.loads((folder / "ebm.json").read_text())
         meta["langevin"]["steps"] = steps
-        (folder / "ebm.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if classifiers_from:
+        meta["classifiers_from"] = classifiers_from
+    (folder / "ebm.json").write_text(json.dumps(meta, indent=2) + "\n")
     samples = sorted((runs_dir / "ebm" / "samples").glob("chains_*.png"))
     banks = sorted((runs_dir / "ebm" / "samples").glob("bank_*.png"))
     for src, dst in ((samples[-1] if samples else None, "chains.png"), (banks[-1] if banks else None, "bank.png")):
@@ -119,8 +124,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, help="default Langevin steps to record")
     p.add_argument("--reason", default="", help="why this default")
     p.add_argument("--notes", default="")
+    p.add_argument("--classifiers-from", help="shipped model whose classifiers this EBM defends, when the run trained none")
     args = p.parse_args()
-    print(ship(args.name, args.runs, args.curve, args.steps, args.reason, args.notes))
+    print(ship(args.name, args.runs, args.curve, args.steps, args.reason, args.notes, args.classifiers_from))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The defense-strength study (issue 9) on MNIST, exactly as it was run: report slice = test images 1000-1499
+# (500 images; the tuning slice is 0-999), one thread per process. Each command resumes if interrupted.
+# Afterwards: ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table
+set -euo pipefail
+cd "$(dirname "$0")/.."
+common=(--n 500 --offset 1000 --threads 1 --no-progress --data-dir ../shared/data)
+whitebox=(--defense none --attack bpda-eot --loss margin --attack-steps 100 --restarts 5 --stop-after 1)
+bpda=(--attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2)
+
+# 1. baselines on the report slice: white-box PGD on both classifiers, thresholding and noise+median under BPDA+EOT
+for clf in classifier-pgd classifier; do
+  ebm-purify evaluate --model mnist --classifier mnist:$clf --eps-list 0.1,0.2,0.3 --out results/mnist-study/$clf-linf "${whitebox[@]}" "${common[@]}"
+done
+for defense in binarize noise-median; do
+  ebm-purify evaluate --model mnist --defense $defense --eps-list 0.1,0.2,0.3 --out results/mnist-study/$defense-bpda-eot-linf "${bpda[@]}" "${common[@]}"
+done
+
+# 2. the candidate: mnist-noised (configs/mnist-ebm-noised.toml, then configs/mnist-ebm-noised-long.toml), K = 200 and 100,
+#    bfloat16 gradients (configs/purify/mnist-noised-fast.toml). Budget cut to fit two cores (stated in the README):
+#    BPDA+EOT 20 steps (EOT 8, margin, stop after 2) on all 500; the exact-gradient adaptive attack through the whole
+#    200-step chain on the first 100. Two queues in parallel, shards merged afterwards.
+ebm=(--model configs/purify/mnist-noised-fast.toml --classifier mnist --eps 0.3)
+cut=(--loss margin --eot 8 --attack-steps 20 --stop-after 2)
+(
+  ebm-purify evaluate "${ebm[@]}" --attack transfer --loss margin --attack-steps 100 --steps-list 100,200 --out results/mnist-study/noised-transfer-linf "${common[@]}"
+  ebm-purify evaluate "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 0/2 --out runs/study-bpda-shard0 "${common[@]}"
+  ebm-purify evaluate "${ebm[@]}" --attack adaptive "${cut[@]}" --shard 0/2 --out runs/study-adaptive-shard0 "${common[@]}" --n 100
+) &
+(
+  ebm-purify evaluate "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 1/2 --out runs/study-bpda-shard1 "${common[@]}"
+  ebm-purify evaluate "${ebm[@]}" --attack adaptive "${cut[@]}" --shard 1/2 --out runs/study-adaptive-shard1 "${common[@]}" --n 100
+) &
+wait
+ebm-purify evaluate merge runs/study-bpda-shard0 runs/study-bpda-shard1 --out results/mnist-study/noised-bpda-eot-linf
+ebm-purify evaluate merge runs/study-adaptive-shard0 runs/study-adaptive-shard1 --out results/mnist-study/noised-adaptive-linf
