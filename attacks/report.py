@@ -20,7 +20,8 @@ from attacks.stats import wilson_interval
 from purifier.errors import SettingsError
 
 
-def _rate(flags: list[bool]) -> dict[str, Any]:
+def rate(flags: list[bool]) -> dict[str, Any]:
+    """Accuracy of a list of correct/incorrect flags with its Wilson 95% interval."""
     k, n = sum(flags), len(flags)
     lo, hi = wilson_interval(k, n)
     return {"accuracy": k / n if n else None, "correct": k, "n": n, "ci95": [round(lo, 4), round(hi, 4)]}
@@ -34,13 +35,13 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     table = []
     for eps in sorted(by_eps):
         rs = sorted(by_eps[eps], key=lambda r: r["index"])
-        entry: dict[str, Any] = {"eps": eps, "n": len(rs), "bare_natural": _rate([r["bare_clean"] == r["label"] for r in rs])}
+        entry: dict[str, Any] = {"eps": eps, "n": len(rs), "bare_natural": rate([r["bare_clean"] == r["label"] for r in rs])}
         keys = list(rs[0]["natural"])
-        entry["defended_natural"] = {k: _rate([r["natural"][k] == r["label"] for r in rs]) for k in keys}
+        entry["defended_natural"] = {k: rate([r["natural"][k] == r["label"] for r in rs]) for k in keys}
         if "final_correct" in rs[0]:
-            entry["bare_adversarial"] = _rate([r["bare_adv"] == r["label"] for r in rs])
-            entry["defended_final_point"] = {k: _rate([r["final_correct"][k] for r in rs]) for k in keys}
-            entry["defended_worst_case"] = {k: _rate([r["worst_correct"][k] for r in rs]) for k in keys}
+            entry["bare_adversarial"] = rate([r["bare_adv"] == r["label"] for r in rs])
+            entry["defended_final_point"] = {k: rate([r["final_correct"][k] for r in rs]) for k in keys}
+            entry["defended_worst_case"] = {k: rate([r["worst_correct"][k] for r in rs]) for k in keys}
             entry["attack_fooled_its_own_estimate"] = sum(r["attack_fooled_any"] for r in rs) / len(rs)
             entry["gradient_evaluations"] = sum(r["grad_evals"] for r in rs)
             entry["max_linf"] = max(r["linf"] for r in rs)

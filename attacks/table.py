@@ -1,13 +1,18 @@
-"""One results table from many evaluation folders: a row per (run, eps) with the defense, the
-attack and its budget, clean and robust accuracy (Wilson 95% intervals) and the cost per image,
-as the README's results section shows them (``ebm-purify evaluate table DIR...``)."""
+"""One results table from many evaluation folders: a row per (run, eps, verified K x R setting)
+with the defense, the attack and its budget, clean and robust accuracy (Wilson 95% intervals) and
+the cost per image, as the README's results section shows them (``ebm-purify evaluate table
+DIR...``). Where several attacks hit the same defended pipeline at the same radius, a further row
+takes the per-image minimum: an image counts as robust only if every attack left it correct
+(worst case), over the images all of those runs share."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from attacks.report import rate
 from purifier.errors import SettingsError
 
 
@@ -20,23 +25,54 @@ def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
         report = json.loads(path.read_text())
         s, models = report["settings"], report.get("models", {})
         for entry in report["by_eps"]:
-            key = next(iter(entry["defended_natural"]))
             n = entry["n"]
-            rows.append({
-                "folder": str(folder), "dataset": models.get("dataset"), "classifier": s["classifier"] or f"{s['model']}:classifier",
-                "defense": _defense(s, models.get("defense", {})), "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
-                "clean": entry["defended_natural"][key],
-                "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
-                "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
-            })
-    return rows
+            for key in entry["defended_natural"]:
+                rows.append({
+                    "folder": str(folder), "dataset": models.get("dataset"), "classifier": s["classifier"] or f"{s['model']}:classifier",
+                    "defense": _defense(s, models.get("defense", {}), key), "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
+                    "setting": key, "clean": entry["defended_natural"][key],
+                    "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
+                    "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
+                })
+    return rows + min_over_attacks(rows)
 
 
-def _defense(s: dict[str, Any], described: dict[str, Any]) -> str:
+def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-image minimum over the attacks that hit one defended pipeline (data set, classifier,
+    defense, setting) at one norm and radius: robust only if every attack left the image correct."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
+    combined = []
+    for group in groups.values():
+        if len({r["attack"] for r in group}) < 2:
+            continue
+        per_run = [_per_image(Path(r["folder"]), r["eps"], r["setting"]) for r in group]
+        common = sorted(set.intersection(*(set(images) for images in per_run)))
+        first = per_run[0]
+        combined.append({
+            **{k: group[0][k] for k in ("dataset", "classifier", "defense", "norm", "eps", "setting")},
+            "folder": ", ".join(r["folder"] for r in group), "n": len(common),
+            "attack": "min over " + " / ".join(r["attack"].split(" (")[0] for r in group) + " (per image)",
+            "clean": rate([first[i]["natural"][group[0]["setting"]] == first[i]["label"] for i in common]), "robust_final": None,
+            "robust_worst": rate([all(images[i]["worst_correct"][r["setting"]] for images, r in zip(per_run, group, strict=True)) for i in common]),
+            "grad_evals_per_image": round(sum(images[i]["grad_evals"] for images in per_run for i in common) / max(1, len(common))),
+            "seconds_per_image": round(sum(images[i]["seconds"] for images in per_run for i in common) / max(1, len(common)), 2),
+        })
+    return combined
+
+
+def _per_image(folder: Path, eps: float, setting: str) -> dict[int, dict[str, Any]]:
+    lines = (folder / "results.jsonl").read_text().splitlines() if (folder / "results.jsonl").is_file() else []
+    return {r["index"]: r for r in map(json.loads, lines) if r["eps"] == eps and setting in r["worst_correct"]}
+
+
+def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:
     if s["defense"] != "ebm":
         return s["defense"]
+    steps, replicates = setting.split("x")
     extra = f", noise {described['init_noise']}" if described.get("init_noise") else ""
-    return f"ebm K={described.get('steps')} R={s['replicates']}{extra}"
+    return f"ebm K={steps} R={replicates}{extra}"
 
 
 def _attack(s: dict[str, Any]) -> str:

@@ -19,18 +19,17 @@ done
 # 2. the candidate: mnist-noised (configs/mnist-ebm-noised.toml, then configs/mnist-ebm-noised-long.toml), K = 200 and 100,
 #    bfloat16 gradients (configs/purify/mnist-noised-fast.toml). Budget cut to fit two cores (stated in the README):
 #    BPDA+EOT 20 steps (EOT 8, margin, stop after 2) on all 500; the exact-gradient adaptive attack through the whole
-#    200-step chain on the first 100. Two queues in parallel, shards merged afterwards.
+#    200-step chain, same budget, on the first 50. Two queues in parallel, BPDA shards merged afterwards.
 ebm=(--model configs/purify/mnist-noised-fast.toml --classifier mnist --eps 0.3)
 cut=(--loss margin --eot 8 --attack-steps 20 --stop-after 2)
 (
   ebm-purify evaluate "${ebm[@]}" --attack transfer --loss margin --attack-steps 100 --steps-list 100,200 --out results/mnist-study/noised-transfer-linf "${common[@]}"
   ebm-purify evaluate "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 0/2 --out runs/study-bpda-shard0 "${common[@]}"
-  ebm-purify evaluate "${ebm[@]}" --attack adaptive "${cut[@]}" --shard 0/2 --out runs/study-adaptive-shard0 "${common[@]}" --n 100
 ) &
 (
   ebm-purify evaluate "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 1/2 --out runs/study-bpda-shard1 "${common[@]}"
-  ebm-purify evaluate "${ebm[@]}" --attack adaptive "${cut[@]}" --shard 1/2 --out runs/study-adaptive-shard1 "${common[@]}" --n 100
+  ebm-purify evaluate "${ebm[@]}" --attack adaptive "${cut[@]}" --out results/mnist-study/noised-adaptive-linf "${common[@]}" --n 50
 ) &
 wait
 ebm-purify evaluate merge runs/study-bpda-shard0 runs/study-bpda-shard1 --out results/mnist-study/noised-bpda-eot-linf
-ebm-purify evaluate merge runs/study-adaptive-shard0 runs/study-adaptive-shard1 --out results/mnist-study/noised-adaptive-linf
+ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null

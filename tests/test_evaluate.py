@@ -95,6 +95,24 @@ def test_shards_merge_into_the_unsharded_report(cli, model_dir: Path, tmp_path: 
     assert code == 2 and "no report.json" in err
 
 
+def test_the_table_adds_the_per_image_minimum_over_attacks(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    base = ("evaluate", "--model", model_dir, *TINY, "--data-dir", data_dir)
+    assert cli(*base, "--attack", "transfer", "--out", tmp_path / "t")[0] == 0
+    assert cli(*base, "--attack", "bpda-eot", "--eot", "1", "--out", tmp_path / "b")[0] == 0
+    code, _, err = cli("evaluate", "table", tmp_path / "t", tmp_path / "b", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "table.json").read_text())
+    combined = [r for r in rows if r["attack"].startswith("min over")]
+    assert [r["eps"] for r in combined] == [0.1, 0.3] and combined[0]["attack"] == "min over transfer / bpda-eot (per image)"
+    per_run = [[json.loads(line) for line in (tmp_path / name / "results.jsonl").read_text().splitlines()] for name in "tb"]
+    for row in combined:
+        survived = {(r["index"], r["eps"]): all(r["worst_correct"].values()) for r in per_run[0]}
+        both = [survived[(r["index"], r["eps"])] and all(r["worst_correct"].values()) for r in per_run[1] if r["eps"] == row["eps"]]
+        assert row["n"] == len(both) and row["robust_worst"]["correct"] == sum(both)
+        singles = [r["robust_worst"]["correct"] for r in rows if r["eps"] == row["eps"] and not r["attack"].startswith("min")]
+        assert row["robust_worst"]["correct"] <= min(singles)
+
+
 def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
     base = ("evaluate", "--model", model_dir, "--data-dir", data_dir, "--out", tmp_path / "x")
     for extra, message in ((("--attack", "bogus", "--eps", "0.1"), "unknown attack"), (("--attack", "bpda-eot"), "--eps"),
