@@ -86,7 +86,7 @@ def train_ebm(
     log = open(out / "train_log.jsonl", "a")
     bar = tqdm(initial=start, total=config.iterations, disable=not progress, desc="train-ebm")
     t0 = time.perf_counter() - elapsed
-    it, lr_scale, rollbacks = start, float(info.get("lr_scale", 1.0)) if resume else 1.0, int(info.get("rollbacks", 0)) if resume else 0
+    it, lr_scale, rollbacks = start, float(info.get("lr_scale", 1.0)), int(info.get("rollbacks", 0))
     while it < config.iterations:
         for g in optimizer.param_groups:
             g["lr"] = lr_scale * lr_at(it, config.lr, config.lr_warmup, config.iterations, config.lr_final_fraction)
