@@ -1,7 +1,7 @@
 """Exact gradients through a Langevin chain, in memory that does not grow with the chain's length.
 
-For x_{t+1} = x_t - c * grad E(x_t) + eps * z_t (c = eps^2 / 2T), the vector-Jacobian product of
-one step is v_t = v_{t+1} - c * H(x_t) v_{t+1} (H the Hessian of E; clamped entries pass no
+For x_{t+1} = x_t - c_t * grad E(x_t) + eps_t * z_t (c_t = eps_t^2 / 2T), the vector-Jacobian product of
+one step is v_t = v_{t+1} - c_t * H(x_t) v_{t+1} (H the Hessian of E; clamped entries pass no
 gradient), computed as a Hessian-vector product by double backpropagation. The forward pass keeps
 only every ``segment``-th state; the backward pass recomputes each segment's states from its
 checkpoint, regenerating the same noise (noise is a pure function of stream and step, see
@@ -65,7 +65,7 @@ def _step_vjp(sampler: LangevinSampler, x: torch.Tensor, streams: list[int], t: 
         (g,) = torch.autograd.grad(sampler.energy(xg).sum(), xg, create_graph=True)
         if cfg.clamp is not None:
             with torch.no_grad():
-                pre = x - cfg.drift * g + cfg.step_size * sampler.noise(streams, t, x.shape[1:], x.device)
+                pre = x - cfg.drift_at(t) * g + cfg.step_size_at(t) * sampler.noise(streams, t, x.shape[1:], x.device)
                 v = v * ((pre >= cfg.clamp[0]) & (pre <= cfg.clamp[1]))
         (hv,) = torch.autograd.grad(g, xg, grad_outputs=v)
-    return v - cfg.drift * hv
+    return v - cfg.drift_at(t) * hv

@@ -6,7 +6,10 @@ ICLR 2021, https://arxiv.org/abs/2005.13525; "EBM Life Cycle", 2022):
     x_{t+1} = x_t - (eps^2 / (2 T)) * grad_x E(x_t) + eps * z_t,      z_t ~ N(0, I)
 
 optionally followed by a clamp to [lo, hi]. With T = 1 this is the unadjusted Langevin algorithm;
-its stationary law for E(x) = |x - mu|^2 / 2 is N(mu, T * I) up to O(eps^2) bias.
+its stationary law for E(x) = |x - mu|^2 / 2 is N(mu, T * I) up to O(eps^2) bias. With
+``step_size_final`` set, eps is annealed geometrically from ``step_size`` at step 0 to
+``step_size_final`` at step K - 1 (a step-size schedule; the temperature stays fixed, so the drift
+scales with eps^2 and the noise with eps).
 
 Noise is a pure function of (chain stream, step): chain streams come from a per-image seed and a
 replicate index (:func:`chain_streams`), and step t of a chain draws from a CPU generator seeded
@@ -93,6 +96,8 @@ class LangevinConfig:
         precision: ``float32`` (default) or ``bfloat16``: the dtype the energy gradient is computed
             in (autocast); the chain state stays float32. bfloat16 runs about 2x faster on CPUs with
             AVX512-BF16/AMX; its error is far below the chain's own noise (tests/test_precision.py).
+        step_size_final: eps at the last step of a geometric step-size schedule over steps
+            0..K-1 (default None: constant ``step_size``). Chains continued past K keep the final eps.
     """
 
     steps: int = 500
@@ -102,6 +107,7 @@ class LangevinConfig:
     replicates: int = 1
     init_noise: float = 0.0
     precision: str = "float32"
+    step_size_final: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -114,15 +120,23 @@ class LangevinConfig:
             raise SettingsError(f"replicates must be >= 1, got {self.replicates}")
         if self.precision not in PRECISIONS:
             raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.step_size_final is not None and not self.step_size_final > 0:
+            raise SettingsError(f"step_size_final must be > 0, got {self.step_size_final}")
         if not self.init_noise >= 0:
             raise SettingsError(f"init_noise must be >= 0, got {self.init_noise}")
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
 
-    @property
-    def drift(self) -> float:
-        """The gradient coefficient eps^2 / (2 T)."""
-        return self.step_size**2 / (2.0 * self.temperature)
+    def step_size_at(self, step: int) -> float:
+        """eps at chain step ``step`` (constant unless a schedule is set)."""
+        if self.step_size_final is None:
+            return self.step_size
+        progress = min(1.0, max(0, step) / max(1, self.steps - 1))
+        return self.step_size * (self.step_size_final / self.step_size) ** progress
+
+    def drift_at(self, step: int) -> float:
+        """The gradient coefficient eps_t^2 / (2 T) at chain step ``step``."""
+        return self.step_size_at(step) ** 2 / (2.0 * self.temperature)
 
     def updated(self, **changes: Any) -> LangevinConfig:
         """A copy with the given fields changed; None values are ignored."""
@@ -135,7 +149,7 @@ class LangevinConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LangevinConfig:
-        known = {k: d[k] for k in ("steps", "step_size", "temperature", "replicates", "init_noise", "precision") if k in d}
+        known = {k: d[k] for k in ("steps", "step_size", "temperature", "replicates", "init_noise", "precision", "step_size_final") if k in d}
         clamp = d.get("clamp")
         return cls(**known, clamp=tuple(clamp) if clamp is not None else None)
 
@@ -200,16 +214,16 @@ class LangevinSampler:
         """z_t for each chain (see :func:`chain_noise`)."""
         return chain_noise(streams, step, shape).to(device)
 
-    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The Langevin update itself (see the module docstring)."""
+    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int = 0) -> torch.Tensor:
+        """The Langevin update itself at chain step ``step`` (see the module docstring)."""
         c = self.config
-        x = x - c.drift * grad + c.step_size * noise
+        x = x - c.drift_at(step) * grad + c.step_size_at(step) * noise
         return x.clamp(*c.clamp) if c.clamp is not None else x
 
     def step(self, x: torch.Tensor, streams: Sequence[int], step: int) -> torch.Tensor:
         """One Langevin step of every chain."""
         _, g = self.energy_and_grad(x)
-        return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device))
+        return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device), step)
 
     def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int) -> tuple[torch.Tensor, int]:
         """Advance every chain by some steps (here one; backends may fuse several); returns (x, steps taken)."""

@@ -47,6 +47,22 @@ def test_long_chain_reaches_the_known_stationary_law() -> None:
     assert abs(out.var().item() / want_var - 1) < 0.05
 
 
+def test_step_size_schedule_anneals_geometrically_and_defaults_to_constant() -> None:
+    cfg = LangevinConfig(steps=3, step_size=0.2, temperature=0.5, step_size_final=0.05)
+    assert [round(cfg.step_size_at(t), 6) for t in range(4)] == [0.2, 0.1, 0.05, 0.05]  # held after the last step
+    assert cfg.drift_at(1) == 0.1**2 / (2 * 0.5) and LangevinConfig(steps=3, step_size=0.2).step_size_at(2) == 0.2
+    sampler = LangevinSampler(Quadratic(0.3), cfg)
+    x, streams = torch.tensor([[[[1.0, -2.0]]]]), chain_streams([7], 1)
+    expected = x
+    for t in range(3):
+        eps = cfg.step_size_at(t)
+        expected = expected - eps**2 / (2 * 0.5) * (expected - 0.3) + eps * sampler.noise(streams, t, x.shape[1:], x.device)
+    assert torch.allclose(sampler.run(x, streams).x, expected, atol=1e-6)
+    constant = LangevinConfig(steps=3, step_size=0.2, temperature=0.5)
+    flat = LangevinSampler(Quadratic(0.3), constant.updated(step_size_final=0.2)).run(x, streams).x
+    assert torch.equal(flat, LangevinSampler(Quadratic(0.3), constant).run(x, streams).x)
+
+
 def test_clamp_bounds_every_state() -> None:
     cfg = LangevinConfig(steps=5, step_size=1.0, temperature=1.0, clamp=(-1.0, 1.0))
     out = LangevinSampler(Quadratic(0.0), cfg).run(torch.zeros(3, 1, 2, 2), chain_streams([1, 2, 3], 1)).x
@@ -110,7 +126,7 @@ def test_hook_stops_chains() -> None:
     assert torch.equal(res.x[1], stopped[0])
 
 
-@pytest.mark.parametrize("bad", [{"steps": -1}, {"step_size": 0}, {"temperature": -1}, {"replicates": 0}, {"clamp": (1.0, -1.0)}])
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"step_size": 0}, {"temperature": -1}, {"replicates": 0}, {"clamp": (1.0, -1.0)}, {"step_size_final": 0}])
 def test_bad_settings_are_refused(bad: dict) -> None:
     with pytest.raises(SettingsError):
         LangevinConfig(**bad)

@@ -73,6 +73,12 @@ def test_a_variant_runs_on_both_backends_alike(export: Path, fixture_model: Path
     variant.write_text(f'model = "{fixture_model}"\n[langevin]\nstep_size = 0.5\n')
     with pytest.raises(Exception, match="re-export"):
         load_backend(str(variant), backend="onnx")
+    variant.write_text(f'model = "{fixture_model}"\n[langevin]\nstep_size_final = 0.001\n')
+    assert load_backend(str(variant)).defaults.step_size_final == 0.001  # torch runs schedules
+    with pytest.raises(Exception, match="schedules"):
+        load_backend(str(variant), backend="onnx")
+    with pytest.raises(Exception, match="cannot be exported"):
+        export_onnx(str(variant), tmp_path / "scheduled")
 
 
 def test_onnx_refuses_settings_baked_into_the_graph(export: Path) -> None:
