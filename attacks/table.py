@@ -28,7 +28,7 @@ def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
             n = entry["n"]
             for key in entry["defended_natural"]:
                 rows.append({
-                    "folder": str(folder), "dataset": models.get("dataset"), "classifier": s["classifier"] or f"{s['model']}:classifier",
+                    "folder": str(folder), "model": s["model"], "dataset": models.get("dataset"), "classifier": s["classifier"] or f"{s['model']}:classifier",
                     "defense": _defense(s, models.get("defense", {}), key), "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
                     "setting": key, "clean": entry["defended_natural"][key],
                     "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
@@ -38,11 +38,11 @@ def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
 
 
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-image minimum over the attacks that hit one defended pipeline (data set, classifier,
+    """Per-image minimum over the attacks that hit one defended pipeline (model reference, classifier,
     defense, setting) at one norm and radius: robust only if every attack left the image correct."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[(r["dataset"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
+        groups[(r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
     combined = []
     for group in groups.values():
         if len({r["attack"] for r in group}) < 2:
@@ -51,7 +51,7 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         common = sorted(set.intersection(*(set(images) for images in per_run)))
         first = per_run[0]
         combined.append({
-            **{k: group[0][k] for k in ("dataset", "classifier", "defense", "norm", "eps", "setting")},
+            **{k: group[0][k] for k in ("model", "dataset", "classifier", "defense", "norm", "eps", "setting")},
             "folder": ", ".join(r["folder"] for r in group), "n": len(common),
             "attack": "min over " + " / ".join(r["attack"].split(" (")[0] for r in group) + " (per image)",
             "clean": rate([first[i]["natural"][group[0]["setting"]] == first[i]["label"] for i in common]), "robust_final": None,
@@ -72,6 +72,8 @@ def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:
         return s["defense"]
     steps, replicates = setting.split("x")
     extra = f", noise {described['init_noise']}" if described.get("init_noise") else ""
+    if described.get("step_size_final"):
+        extra += f", eps {described['step_size']:g}->{described['step_size_final']:g}"
     return f"ebm K={steps} R={replicates}{extra}"
 
 
