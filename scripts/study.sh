@@ -32,4 +32,12 @@ cut=(--loss margin --eot 8 --attack-steps 20 --stop-after 2)
 ) &
 wait
 ebm-purify evaluate merge runs/study-bpda-shard0 runs/study-bpda-shard1 --out results/mnist-study/noised-bpda-eot-linf
+
+# 3. the annealed chain (configs/purify/mnist-noised-anneal.toml: K = 100, eps 0.025 -> 0.00625), chosen on the tuning
+#    slice after the runs above: transfer on all 500, BPDA+EOT (same cut budget) on the first 100
+anneal=(--model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps 0.3)
+ebm-purify evaluate "${anneal[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf "${common[@]}"
+ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf "${common[@]}" --n 100 \
+  --natural-from results/mnist-study/anneal-transfer-linf
+
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
