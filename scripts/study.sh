@@ -4,6 +4,14 @@
 # Afterwards: ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# How the candidate was made (not rerun here; about 60 minutes of one core):
+#   ebm-purify train-ebm --config configs/mnist-ebm-noised.toml --out runs/mnist-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
+#     (its weights are experiments/mnist-noised/, which the next config starts from)
+#   ebm-purify train-ebm --config configs/mnist-ebm-noised-long.toml --out runs/mnist-noised-long/ebm --threads 1 --no-progress --data-dir ../shared/data
+#   ebm-purify evaluate --model runs/mnist-noised-long/ebm --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
+#     --n 500 --offset 0 --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-curve
+#   python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --curve runs/mnist-noised-curve/report.json \
+#     --steps 200 --classifiers-from mnist --reason ... --notes ...      (the card holds the reason and notes as written)
 common=(--n 500 --offset 1000 --threads 1 --no-progress --data-dir ../shared/data)
 whitebox=(--defense none --attack bpda-eot --loss margin --attack-steps 100 --restarts 5 --stop-after 1)
 bpda=(--attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2)
