@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 #   ebm-purify train-ebm --config configs/mnist-ebm-noised.toml --out runs/mnist-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
 #     (its weights are experiments/mnist-noised/, which the next config starts from)
 #   ebm-purify train-ebm --config configs/mnist-ebm-noised-long.toml --out runs/mnist-noised-long/ebm --threads 1 --no-progress --data-dir ../shared/data
-#   ebm-purify evaluate --model runs/mnist-noised-long/ebm --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
+#   (a first model_card run as below without --curve, then) ebm-purify evaluate --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
 #     --n 500 --offset 0 --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-curve
 #   python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --curve runs/mnist-noised-curve/report.json \
 #     --steps 200 --classifiers-from mnist --reason ... --notes ...      (the card holds the reason and notes as written)
