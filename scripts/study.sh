@@ -47,5 +47,11 @@ anneal=(--model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps
 ebm-purify evaluate "${anneal[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf "${common[@]}"
 ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf "${common[@]}" --n 100 \
   --natural-from results/mnist-study/anneal-transfer-linf
+for i in 0 1; do  # the adaptive attack on the first 50, as for the constant chain
+  ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" --shard $i/2 --out runs/anneal-adaptive-shard$i "${common[@]}" --n 50 \
+    --natural-from results/mnist-study/anneal-transfer-linf &
+done
+wait
+ebm-purify evaluate merge runs/anneal-adaptive-shard0 runs/anneal-adaptive-shard1 --out results/mnist-study/anneal-adaptive-linf
 
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
