@@ -43,11 +43,13 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
-    combined = []
+    combined, records = [], {}  # each run's per-image records, read once however many groups it is in
     for group in groups.values():
         if len({r["attack"] for r in group}) < 2:
             continue
-        per_run = [_per_image(Path(r["folder"]), r["eps"], r["setting"]) for r in group]
+        for r in group:
+            records.setdefault(r["folder"], _results(Path(r["folder"])))
+        per_run = [{x["index"]: x for x in records[r["folder"]] if x["eps"] == r["eps"] and r["setting"] in x["worst_correct"]} for r in group]
         common = sorted(set.intersection(*(set(images) for images in per_run)))
         first = per_run[0]
         combined.append({
@@ -62,9 +64,9 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return combined
 
 
-def _per_image(folder: Path, eps: float, setting: str) -> dict[int, dict[str, Any]]:
-    lines = (folder / "results.jsonl").read_text().splitlines() if (folder / "results.jsonl").is_file() else []
-    return {r["index"]: r for r in map(json.loads, lines) if r["eps"] == eps and setting in r["worst_correct"]}
+def _results(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:

@@ -21,7 +21,7 @@ exact-gradient backward in :mod:`purifier.chain_gradient` and the ONNX backend r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -149,7 +149,7 @@ class LangevinConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LangevinConfig:
-        known = {k: d[k] for k in ("steps", "step_size", "temperature", "replicates", "init_noise", "precision", "step_size_final") if k in d}
+        known = {f.name: d[f.name] for f in fields(cls) if f.name != "clamp" and f.name in d}
         clamp = d.get("clamp")
         return cls(**known, clamp=tuple(clamp) if clamp is not None else None)
 

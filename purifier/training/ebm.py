@@ -101,8 +101,8 @@ def train_ebm(
         pos = pos + config.data_noise * torch.randn(pos.shape, generator=gen).to(device)
         e_pos, e_neg = model(pos), model(neg)
         loss = e_pos.mean() - e_neg.mean()
-        gap = (e_neg.mean() - e_pos.mean()).item()
-        if not math.isfinite(loss.item()) or (config.divergence_gap is not None and abs(gap) > config.divergence_gap):
+        gap = -loss.item()  # E(neg) - E(pos), before any energy penalty
+        if not math.isfinite(gap) or (config.divergence_gap is not None and abs(gap) > config.divergence_gap):
             if rollbacks >= config.max_rollbacks or not state_path.with_suffix(".json").is_file():
                 raise TrainingDiverged(
                     f"training diverged at iteration {it + 1} (energy gap {gap:.3g}) after {rollbacks} rollbacks; lower lr or raise divergence_gap"
