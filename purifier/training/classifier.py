@@ -1,5 +1,6 @@
 """Classifier training: natural, or PGD adversarial training (Madry et al. 2018,
-https://arxiv.org/abs/1706.06083), the baseline a user would pick instead of purification.
+https://arxiv.org/abs/1706.06083), the baseline a user would pick instead of purification; either
+can also see purified copies of the training images (:mod:`purifier.training.purified_data`).
 
 The adversary is injected (``perturb``), so this module needs no attack code of its own: the CLI
 passes the PGD of :mod:`attacks.pgd`. Adam with cosine decay; the full test set is scored at the end.
@@ -21,8 +22,11 @@ from tqdm import tqdm
 
 from purifier.checkpoint import save_checkpoint
 from purifier.data import dataset_info, load_dataset
+from purifier.errors import SettingsError
 from purifier.models import build
+from purifier.purifier import Purifier
 from purifier.training.configs import ClassifierTrainConfig, to_dict
+from purifier.training.purified_data import check_purified_settings, mix, purified_copies
 
 # (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
 Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -61,6 +65,14 @@ def train_classifier(
     x_test, y_test = load_dataset(config.dataset, "test", data_dir)
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
+    purified, purified_info = None, None
+    if config.purified is not None:
+        settings = check_purified_settings(config.purified)
+        purifier = Purifier.load(settings["model"], device=device)
+        if purifier.metadata.get("dataset") != dataset_info(config.dataset).name:
+            raise SettingsError(f"purified: the EBM {settings['model']} was trained on {purifier.metadata.get('dataset')}, not {config.dataset}")
+        purified, purified_info = purified_copies(purifier, x_train, settings["seed"], progress=progress)
+        purified_info = {**settings, **purified_info}
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(x_train) / config.batch_size)
@@ -75,7 +87,8 @@ def train_classifier(
         order = torch.randperm(len(x_train), generator=gen)
         for b in range(per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            x, y = x_train[idx].to(device), y_train[idx].to(device)
+            x = x_train[idx] if purified is None else mix(x_train, purified, idx, purified_info["fraction"], gen)  # type: ignore[index]
+            x, y = x.to(device), y_train[idx].to(device)
             if config.adversarial:
                 model.eval()
                 x = perturb(model, x, y, step / total)  # type: ignore[misc]
@@ -112,7 +125,7 @@ def train_classifier(
         "num_classes": len(info.classes),
         "classes": list(info.classes),
         "training": {
-            "adversarial": config.adversarial, "epochs": config.epochs, "train_images": len(x_train),
+            "adversarial": config.adversarial, "purified": purified_info, "epochs": config.epochs, "train_images": len(x_train),
             "wall_time_s": round(seconds, 1), "clean_test_accuracy": test_acc, "test_images": len(x_test),
             "config": to_dict(config), **(provenance or {}),
         },
