@@ -7,7 +7,7 @@ which loading verifies. Loading never unpickles: safetensors holds raw tensors o
 (``torch.save``) file is refused by its magic bytes.
 
 A model reference is a path to either file of the pair, a folder holding ``ebm.json``, or the name
-of a shipped model (``mnist``, ``fashion-mnist``, ``mnist-noised``; see ``purifier/weights/``).
+of a shipped model (``mnist``, ``fashion-mnist``, ``mnist-noised``, ``fashion-mnist-noised``; see ``purifier/weights/``).
 """
 
 from __future__ import annotations

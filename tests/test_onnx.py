@@ -58,7 +58,7 @@ def test_onnx_matches_torch_on_the_fixture(export: Path, fixture_model: Path) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "mnist-noised"])
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "mnist-noised", "fashion-mnist-noised"])
 def test_onnx_matches_torch_on_shipped_models(name: str, tmp_path: Path) -> None:
     export_onnx(name, tmp_path, unroll=3)
     _parity(load_backend(name), OnnxBackend(tmp_path))

@@ -14,7 +14,7 @@ from purifier.config import WEIGHTS_DIR
 from purifier.data import load_dataset
 from purifier.purifier import Purifier
 
-SHIPPED = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "mnist-noised": "mnist"}  # name -> data set
+SHIPPED = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "mnist-noised": "mnist", "fashion-mnist-noised": "fashion-mnist"}  # name -> data set
 CLEAN_FLOOR = {"mnist": 0.98, "fashion-mnist": 0.88}     # natural classifier, clean, first 500 test images
 PGD_FLOOR = {"mnist": 0.90, "fashion-mnist": 0.70}       # adversarially trained classifier, clean
 
