@@ -67,18 +67,19 @@ ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table
 # 5. Fashion-MNIST, eps 0.05 and 0.1, the same protocol: report slice 1000-1499, tuning on 0-999.
 #    The candidate: ebm-purify train-ebm --config configs/fashion-mnist-ebm-noised.toml --out runs/fashion-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
 #    (24 minutes), shipped as fashion-mnist-noised with K = 100 from its curve (tuning slice, see its model card).
-#    Ran as two parallel queues (baselines then BPDA shard 1 | transfer then BPDA shard 0).
+#    Ran as two parallel queues (baselines then BPDA shard 1 | transfer then BPDA shard 0); K = 200 (clean 87.4% on the tuning
+#    curve, under the 88% goal) was left out of the transfer run to halve its cost.
 F=results/fashion-mnist-study
-fbpda=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.1)
+fnoised=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.1)
 for clf in classifier-pgd classifier; do
   ebm-purify evaluate --model fashion-mnist --classifier fashion-mnist:$clf --eps-list 0.05,0.1 --out $F/$clf-linf "${whitebox[@]}" "${common[@]}"
 done
 for defense in binarize noise-median; do
   ebm-purify evaluate --model fashion-mnist --defense $defense --eps-list 0.05,0.1 --out $F/$defense-bpda-eot-linf "${bpda[@]}" "${common[@]}"
 done
-ebm-purify evaluate "${fbpda[@]}" --attack transfer --loss margin --attack-steps 100 --steps-list 100,200 --eps-list 0.05,0.1 --out $F/noised-transfer-linf "${common[@]}"
+ebm-purify evaluate "${fnoised[@]}" --attack transfer --loss margin --attack-steps 100 --eps-list 0.05,0.1 --out $F/noised-transfer-linf "${common[@]}"
 for i in 0 1; do
-  ebm-purify evaluate "${fbpda[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda-shard$i "${common[@]}" --natural-from $F/noised-transfer-linf
+  ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda-shard$i "${common[@]}"
 done
 ebm-purify evaluate merge runs/fstudy-bpda-shard0 runs/fstudy-bpda-shard1 --out $F/noised-bpda-eot-linf
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
