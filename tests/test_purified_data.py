@@ -1,6 +1,7 @@
 """Classifiers trained on purified copies: the copies are the purifier's own output per image seed
 (whatever the chunking), cached and reused, mixed into batches at the configured fraction, and
-recorded in the checkpoint; bad settings are refused with one line."""
+recorded in the checkpoint, also when the chains start at adversarial examples; bad settings are
+refused with one line."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from purifier.errors import SettingsError
 from purifier.purifier import Purifier
 from purifier.training.purified_data import check_purified_settings, mix, purified_copies
-from tests.conftest import make_ebm_checkpoint
+from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
 
 
 @pytest.fixture
@@ -53,6 +54,9 @@ def test_mix_draws_purified_rows_at_the_fraction() -> None:
     ({"model": "m", "fraction": 1.5}, "fraction must be in"),
     ({"fraction": 0.5}, "needs model"),
     ({"model": "m", "copies": 2}, "unknown keys"),
+    ({"model": "m", "attack": {"classifier": "c", "eps": 0.3}}, "needs exactly"),
+    ({"model": "m", "attack": {"classifier": "c", "eps": 0.0, "steps": 5}}, "eps > 0"),
+    ({"model": "m", "attack": {"classifier": "c", "eps": 0.3, "steps": 0}}, "steps an integer"),
 ])
 def test_bad_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
@@ -69,7 +73,15 @@ def test_train_classifier_with_purified_copies(cli, tmp_path: Path, data_dir: Pa
     code, _, err = cli("train-classifier", "--config", config, "--out", tmp_path / "clf", "--limit", "64", "--no-progress", "--data-dir", data_dir)
     assert code == 0, err
     purified = json.loads((tmp_path / "clf.json").read_text())["training"]["purified"]
-    assert purified["model"] == str(ebm) and purified["fraction"] == 0.5 and purified["images"] == 64
+    assert purified["model"] == str(ebm) and purified["fraction"] == 0.5 and purified["images"] == 64 and "attack" not in purified
+
+    clf = make_classifier_checkpoint(tmp_path / "victim")  # chains started at PGD examples against it: other copies
+    config.write_text(config.read_text() + f'attack = {{ classifier = "{clf}", eps = 0.3, steps = 2 }}\n')
+    code, _, err = cli("train-classifier", "--config", config, "--out", tmp_path / "adv", "--limit", "64", "--no-progress", "--data-dir", data_dir)
+    assert code == 0, err
+    adv = json.loads((tmp_path / "adv.json").read_text())["training"]["purified"]
+    assert adv["attack"] == {"classifier": str(clf), "eps": 0.3, "steps": 2} and adv["cache_key"] != purified["cache_key"]
+    assert len(list((tmp_path / "cache" / "purified").glob("*.safetensors"))) == 2
 
     config.write_text(config.read_text().replace('dataset = "mnist"', 'dataset = "fashion-mnist"'))
     code, _, err = cli("train-classifier", "--config", config, "--out", tmp_path / "clf2", "--limit", "64", "--no-progress", "--data-dir", data_dir)

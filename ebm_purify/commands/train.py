@@ -12,6 +12,7 @@ from torch import nn
 from attacks.norms import Norm
 from attacks.pgd import PGD
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime, provenance
+from purifier.checkpoint import load_classifier
 from purifier.training.classifier import train_classifier
 from purifier.training.configs import ClassifierTrainConfig, EBMTrainConfig, load_config
 from purifier.training.ebm import train_ebm
@@ -87,10 +88,22 @@ def run_train_classifier(args: argparse.Namespace) -> int:
             raise SystemExit("ebm-purify train-classifier: error: --adversarial pgd needs --eps")
         config.adversarial = adv
     perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
-    path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress)
+    path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress,
+                            purified_source=_transfer_examples)
     meta = json.loads(Path(path).read_text())
     print(f"classifier checkpoint: {path} (clean test accuracy {meta['training']['clean_test_accuracy']:.4f})")
     return 0
+
+
+def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict) -> torch.Tensor:
+    """Linf PGD examples of ``x`` against a fixed classifier (``purified.attack``), in chunks seeded by position."""
+    classifier = load_classifier(attack["classifier"])
+    eps, steps, chunk = attack["eps"], attack["steps"], 1000
+    out = torch.empty_like(x)
+    for i in range(0, len(x), chunk):
+        pgd = PGD.on_model(classifier, Norm.LINF, eps=eps, step_size=2.5 * eps / steps, steps=steps, seed=i)
+        out[i : i + chunk] = pgd.run(x[i : i + chunk], y[i : i + chunk]).x_adv
+    return out
 
 
 def _pgd_perturb(adv: dict) -> object:

@@ -30,6 +30,8 @@ from purifier.training.purified_data import check_purified_settings, mix, purifi
 
 # (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
 Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
+# (images, labels, purified.attack settings) -> the images whose purified copies are trained on
+PurifiedSource = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> float:
@@ -51,11 +53,13 @@ def train_classifier(
     limit: int | None = None,
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
+    purified_source: PurifiedSource | None = None,
 ) -> Path:
     """Train and save a classifier checkpoint at ``out_path`` (stem); returns the JSON path.
 
-    ``perturb`` is required when ``config.adversarial`` is set. ``limit`` uses only the first
-    ``limit`` training and test images (smoke tests).
+    ``perturb`` is required when ``config.adversarial`` is set, ``purified_source`` when
+    ``config.purified`` has an ``attack``. ``limit`` uses only the first ``limit`` training and
+    test images (smoke tests).
     """
     if config.adversarial and perturb is None:
         raise ValueError("adversarial training needs a perturb function")
@@ -71,7 +75,12 @@ def train_classifier(
         purifier = Purifier.load(settings["model"], device=device)
         if purifier.metadata.get("dataset") != dataset_info(config.dataset).name:
             raise SettingsError(f"purified: the EBM {settings['model']} was trained on {purifier.metadata.get('dataset')}, not {config.dataset}")
-        purified, purified_info = purified_copies(purifier, x_train, settings["seed"], progress=progress)
+        start = x_train
+        if "attack" in settings:
+            if purified_source is None:
+                raise ValueError("purified.attack needs a purified_source function")
+            start = purified_source(x_train, y_train, settings["attack"])
+        purified, purified_info = purified_copies(purifier, start, settings["seed"], progress=progress)
         purified_info = {**settings, **purified_info}
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -4,6 +4,9 @@ A purifier's output is not a clean image: chains thin strokes, smooth texture an
 inputs, leave residues. A classifier trained only on clean images meets these images first at test
 time. Training on a mix of clean images and their purified copies (one chain per image, seeded by
 its index in the training set, so the set is the same however it is chunked) removes that shift.
+With ``attack`` set, the chains start at adversarial examples of the training images instead
+(PGD against a fixed classifier, made by the caller: this package holds no attacks), so the
+classifier also learns what the chain leaves of an attack.
 
 Purifying a training set costs minutes to hours, so the copies are cached under the download cache
 (``purified/``), keyed by the EBM's weights, the Langevin settings, the seed and the images.
@@ -23,11 +26,13 @@ from purifier.config import cache_dir
 from purifier.errors import SettingsError
 from purifier.purifier import Purifier
 
-KEYS = {"model", "fraction", "seed"}
+KEYS = {"model", "fraction", "seed", "attack"}
+ATTACK_KEYS = {"classifier", "eps", "steps"}
 
 
 def check_purified_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Validate a classifier config's ``purified`` table: model (reference), fraction in (0, 1], seed."""
+    """Validate a classifier config's ``purified`` table: model (reference), fraction in (0, 1], seed,
+    and optionally attack = {classifier (reference), eps > 0, steps >= 1}."""
     if unknown := set(settings) - KEYS:
         raise SettingsError(f"purified: unknown keys {sorted(unknown)} (known: {', '.join(sorted(KEYS))})")
     if not isinstance(settings.get("model"), str):
@@ -35,7 +40,15 @@ def check_purified_settings(settings: dict[str, Any]) -> dict[str, Any]:
     fraction = settings.get("fraction", 0.5)
     if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
         raise SettingsError(f"purified: fraction must be in (0, 1], got {fraction!r}")
-    return {"model": settings["model"], "fraction": float(fraction), "seed": int(settings.get("seed", 0))}
+    checked = {"model": settings["model"], "fraction": float(fraction), "seed": int(settings.get("seed", 0))}
+    if "attack" in settings:
+        attack = settings["attack"]
+        if not isinstance(attack, dict) or set(attack) != ATTACK_KEYS:
+            raise SettingsError(f"purified.attack: needs exactly {', '.join(sorted(ATTACK_KEYS))}")
+        if not isinstance(attack["classifier"], str) or not attack["eps"] > 0 or not (isinstance(attack["steps"], int) and attack["steps"] >= 1):
+            raise SettingsError("purified.attack: classifier is a model reference, eps > 0, steps an integer >= 1")
+        checked["attack"] = {"classifier": attack["classifier"], "eps": float(attack["eps"]), "steps": attack["steps"]}
+    return checked
 
 
 def purified_copies(
