@@ -62,6 +62,12 @@ ebm-purify train-classifier --config configs/mnist-classifier-purified.toml --ou
 ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier runs/mnist-purified/classifier.json --eps 0.3 --attack transfer \
   --loss margin --attack-steps 100 --out results/mnist-study/purified-clf-anneal-transfer-linf "${common[@]}"
 
+# 4b. MNIST eps 0.1 and 0.2 for the annealed chain: transfer on all 500, BPDA+EOT (cut budget) on the first 100
+ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf-eps0.1-0.2 \
+  "${common[@]}" --natural-from results/mnist-study/anneal-transfer-linf
+ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf-eps0.1-0.2 \
+  "${common[@]}" --n 100 --natural-from results/mnist-study/anneal-transfer-linf
+
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
 
 # 5. Fashion-MNIST, eps 0.05 and 0.1, the same protocol: report slice 1000-1499, tuning on 0-999.
@@ -82,4 +88,9 @@ for i in 0 1; do
   ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda-shard$i "${common[@]}"
 done
 ebm-purify evaluate merge runs/fstudy-bpda-shard0 runs/fstudy-bpda-shard1 --out $F/noised-bpda-eot-linf
+for i in 0 1; do  # the adaptive attack on the first 50
+  ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" --shard $i/2 --out runs/fstudy-adaptive-shard$i "${common[@]}" --n 50 \
+    --natural-from $F/noised-transfer-linf
+done
+ebm-purify evaluate merge runs/fstudy-adaptive-shard0 runs/fstudy-adaptive-shard1 --out $F/noised-adaptive-linf
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null

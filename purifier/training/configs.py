@@ -61,7 +61,7 @@ class ClassifierTrainConfig:
     weight_decay: float = 0.0
     lr_final_fraction: float = 0.05
     adversarial: dict[str, Any] | None = None  # {"eps", "steps", "step_size", "norm"} for PGD training
-    purified: dict[str, Any] | None = None     # {"model", "fraction", "seed"}: train on purified copies too
+    purified: dict[str, Any] | None = None     # {"model", "fraction", "seed", "attack"}: train on purified copies too
     seed: int = 0
     log_every: int = 20
 

@@ -88,4 +88,3 @@ def mix(x: torch.Tensor, purified: torch.Tensor, idx: torch.Tensor, fraction: fl
     """The batch ``idx``: each row its purified copy with probability ``fraction``, else the clean image."""
     use = torch.rand(len(idx), generator=gen) < fraction
     return torch.where(use.view(-1, *[1] * (x.ndim - 1)), purified[idx], x[idx])
-
