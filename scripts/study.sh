@@ -62,6 +62,16 @@ ebm-purify train-classifier --config configs/mnist-classifier-purified.toml --ou
 ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier runs/mnist-purified/classifier.json --eps 0.3 --attack transfer \
   --loss margin --attack-steps 100 --out results/mnist-study/purified-clf-anneal-transfer-linf "${common[@]}"
 
+#    and one trained on purified transfer examples (configs/mnist-classifier-purified-adv.toml, [purified].attack):
+#    transfer on all 500, BPDA+EOT (cut budget) on the first 100, two shards in parallel
+ebm-purify train-classifier --config configs/mnist-classifier-purified-adv.toml --out runs/mnist-purified-adv/classifier --threads 2 --data-dir ../shared/data
+padv=(--model configs/purify/mnist-noised-anneal.toml --classifier runs/mnist-purified-adv/classifier.json --eps 0.3)
+ebm-purify evaluate "${padv[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/purified-adv-clf-anneal-transfer-linf "${common[@]}"
+for i in 0 1; do
+  ebm-purify evaluate "${padv[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/padv-bpda-shard$i "${common[@]}" --n 100
+done
+ebm-purify evaluate merge runs/padv-bpda-shard0 runs/padv-bpda-shard1 --out results/mnist-study/purified-adv-clf-anneal-bpda-eot-linf
+
 # 4b. MNIST eps 0.1 and 0.2 for the annealed chain: transfer on all 500, BPDA+EOT (cut budget) on the first 100
 ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf-eps0.1-0.2 \
   "${common[@]}" --natural-from results/mnist-study/anneal-transfer-linf
