@@ -103,4 +103,9 @@ for i in 0 1; do  # the adaptive attack on the first 50
     --natural-from $F/noised-transfer-linf
 done
 ebm-purify evaluate merge runs/fstudy-adaptive-shard0 runs/fstudy-adaptive-shard1 --out $F/noised-adaptive-linf
+for i in 0 1; do  # BPDA+EOT at eps 0.05 too
+  ebm-purify evaluate --model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.05 --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda005-shard$i "${common[@]}" \
+    --natural-from $F/noised-transfer-linf
+done
+ebm-purify evaluate merge runs/fstudy-bpda005-shard0 runs/fstudy-bpda005-shard1 --out $F/noised-bpda-eot-linf-eps0.05
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
