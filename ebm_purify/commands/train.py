@@ -89,20 +89,20 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         config.adversarial = adv
     perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
     path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress,
-                            purified_source=_transfer_examples)
+                            purified_source=lambda x, y, attack: _transfer_examples(x, y, attack, device))
     meta = json.loads(Path(path).read_text())
     print(f"classifier checkpoint: {path} (clean test accuracy {meta['training']['clean_test_accuracy']:.4f})")
     return 0
 
 
-def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict) -> torch.Tensor:
-    """Linf PGD examples of ``x`` against a fixed classifier (``purified.attack``), in chunks seeded by position."""
-    classifier = load_classifier(attack["classifier"])
+def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict, device: str) -> torch.Tensor:
+    """Linf PGD examples of ``x`` against a fixed classifier (``purified.attack``) on ``device``, in chunks seeded by position."""
+    classifier = load_classifier(attack["classifier"], device=device)
     eps, steps, chunk = attack["eps"], attack["steps"], 1000
     out = torch.empty_like(x)
     for i in range(0, len(x), chunk):
         pgd = PGD.on_model(classifier, Norm.LINF, eps=eps, step_size=2.5 * eps / steps, steps=steps, seed=i)
-        out[i : i + chunk] = pgd.run(x[i : i + chunk], y[i : i + chunk]).x_adv
+        out[i : i + chunk] = pgd.run(x[i : i + chunk].to(device), y[i : i + chunk].to(device)).x_adv.cpu()
     return out
 
 
