@@ -57,8 +57,12 @@ def test_mix_draws_purified_rows_at_the_fraction() -> None:
     ({"model": "m", "attack": {"classifier": "c", "eps": 0.3}}, "needs exactly"),
     ({"model": "m", "attack": {"classifier": "c", "eps": 0.0, "steps": 5}}, "eps > 0"),
     ({"model": "m", "attack": {"classifier": "c", "eps": 0.3, "steps": 0}}, "steps an integer"),
+    ({"model": "m", "attack": {"classifier": "c", "eps": "0.3", "steps": 2}}, "eps > 0"),
+    ({"model": "m", "seed": "0"}, "seed must be an integer"),
+    ({"model": "m", "fraction": "0.5"}, "fraction must be in"),
+    ("mnist-noised", "must be a table"),
 ])
-def test_bad_settings_are_refused(settings: dict, message: str) -> None:
+def test_bad_settings_are_refused(settings: object, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         check_purified_settings(settings)
 

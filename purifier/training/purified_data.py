@@ -33,22 +33,35 @@ ATTACK_KEYS = {"classifier", "eps", "steps"}
 def check_purified_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Validate a classifier config's ``purified`` table: model (reference), fraction in (0, 1], seed,
     and optionally attack = {classifier (reference), eps > 0, steps >= 1}."""
+    if not isinstance(settings, dict):
+        raise SettingsError("purified: must be a table (model, fraction, seed, attack)")
     if unknown := set(settings) - KEYS:
         raise SettingsError(f"purified: unknown keys {sorted(unknown)} (known: {', '.join(sorted(KEYS))})")
     if not isinstance(settings.get("model"), str):
         raise SettingsError('purified: needs model = "EBM reference or purification variant"')
     fraction = settings.get("fraction", 0.5)
-    if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+    if not _is_number(fraction) or not 0 < fraction <= 1:
         raise SettingsError(f"purified: fraction must be in (0, 1], got {fraction!r}")
-    checked = {"model": settings["model"], "fraction": float(fraction), "seed": int(settings.get("seed", 0))}
+    if not _is_int(seed := settings.get("seed", 0)):
+        raise SettingsError(f"purified: seed must be an integer, got {seed!r}")
+    checked = {"model": settings["model"], "fraction": float(fraction), "seed": seed}
     if "attack" in settings:
         attack = settings["attack"]
         if not isinstance(attack, dict) or set(attack) != ATTACK_KEYS:
             raise SettingsError(f"purified.attack: needs exactly {', '.join(sorted(ATTACK_KEYS))}")
-        if not isinstance(attack["classifier"], str) or not attack["eps"] > 0 or not (isinstance(attack["steps"], int) and attack["steps"] >= 1):
+        eps, steps = attack["eps"], attack["steps"]
+        if not isinstance(attack["classifier"], str) or not (_is_number(eps) and eps > 0) or not (_is_int(steps) and steps >= 1):
             raise SettingsError("purified.attack: classifier is a model reference, eps > 0, steps an integer >= 1")
-        checked["attack"] = {"classifier": attack["classifier"], "eps": float(attack["eps"]), "steps": attack["steps"]}
+        checked["attack"] = {"classifier": attack["classifier"], "eps": float(eps), "steps": steps}
     return checked
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or isinstance(value, float)
 
 
 def purified_copies(
