@@ -11,8 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from purifier.data import load_dataset
+from purifier.errors import SettingsError
 from purifier.purifier import Purifier
-from purifier.training.ebm import lr_at
+from purifier.training.configs import EBMTrainConfig
+from purifier.training.ebm import _rejuvenate, check_rejuvenation_attack, lr_at, train_ebm
+from tests.conftest import make_classifier_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_EBM = ("--bank-size", "64", "--batch-size", "8", "--langevin-steps", "3", "--checkpoint-every", "2", "--sample-every", "4",
@@ -119,3 +123,65 @@ def test_unknown_config_keys_are_refused(cli, tmp_path: Path) -> None:
     bad.write_text('dataset = "mnist"\nlearning_rate = 1.0\n')
     code, _, err = cli("train-ebm", "--config", bad, "--out", tmp_path / "o")
     assert code == 2 and "unknown config keys: learning_rate" in err
+
+
+def test_rejuvenation_restarts_at_attacked_images_at_the_fraction() -> None:
+    config = EBMTrainConfig(rejuvenation_noise=[0.0], rejuvenation_attack={"classifier": "c", "eps": 0.3, "steps": 1, "images": 4, "fraction": 0.5})
+    data, attacked = torch.zeros(10, 1, 2, 2), torch.arange(1.0, 5.0).view(4, 1, 1, 1).expand(4, 1, 2, 2)
+    fresh = _rejuvenate(data, 4000, config, torch.Generator().manual_seed(0), attacked)
+    from_pool = fresh.flatten(1)[:, 0] > 0
+    assert 0.45 < from_pool.float().mean() < 0.55 and set(fresh[from_pool, 0, 0, 0].tolist()) == {1.0, 2.0, 3.0, 4.0}
+    assert torch.equal(fresh[~from_pool], torch.zeros_like(fresh[~from_pool]))
+    # without an attack the random stream is the one runs without this option always drew
+    plain = EBMTrainConfig(rejuvenation_noise=[0.0, 0.5])
+    a = _rejuvenate(data, 8, plain, torch.Generator().manual_seed(1), None)
+    gen = torch.Generator().manual_seed(1)
+    idx = torch.randint(10, (8,), generator=gen)
+    sigma = torch.tensor([0.0, 0.5])[torch.randint(2, (8,), generator=gen)].view(-1, 1, 1, 1)
+    assert torch.equal(a, data[idx] + sigma * torch.randn(8, 1, 2, 2, generator=gen))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"classifier": "c", "eps": 0.3, "steps": 2, "images": 8}, "needs exactly"),
+    ({"classifier": "c", "eps": 0.3, "steps": 2, "images": 0, "fraction": 0.5}, "images must be an integer >= 1"),
+    ({"classifier": "c", "eps": 0.3, "steps": 2, "images": 8, "fraction": 1.5}, r"fraction must be in \(0, 1\]"),
+    ({"classifier": "c", "eps": -1, "steps": 2, "images": 8, "fraction": 0.5}, "eps > 0"),
+    ("pgd", "needs exactly"),
+])
+def test_bad_rejuvenation_attack_settings_are_refused(settings: object, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        check_rejuvenation_attack(settings)
+
+
+@pytest.mark.slow
+def test_train_ebm_with_rejuvenation_attack(cli, tmp_path: Path, data_dir: Path) -> None:
+    clf = make_classifier_checkpoint(tmp_path / "clf")
+    config = tmp_path / "adv.toml"
+    table = f'rejuvenation_attack = {{ classifier = "{clf}", eps = 0.3, steps = 2, images = 32, fraction = 1.0 }}\n'
+    config.write_text(table + (ROOT / "configs" / "mnist-ebm.toml").read_text())
+    code, _, err = cli("train-ebm", "--config", config, "--out", tmp_path / "run", "--iterations", "2", "--rejuvenation", "1.0", *TINY_EBM,
+                       "--data-dir", data_dir)
+    assert code == 0, err
+    recorded = json.loads((tmp_path / "run" / "ebm.json").read_text())["training"]["config"]["rejuvenation_attack"]
+    assert recorded == {"classifier": str(clf), "eps": 0.3, "steps": 2, "images": 32, "fraction": 1.0}
+    config.write_text(table.replace("images = 32", 'images = "all"') + (ROOT / "configs" / "mnist-ebm.toml").read_text())
+    code, _, err = cli("train-ebm", "--config", config, "--out", tmp_path / "bad", "--iterations", "2", *TINY_EBM, "--data-dir", data_dir)
+    assert code == 2 and "rejuvenation_attack: images must be an integer" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_attack_source_gets_the_first_training_images_once(tmp_path: Path, data_dir: Path) -> None:
+    calls = []
+
+    def source(x: torch.Tensor, y: torch.Tensor, attack: dict) -> torch.Tensor:
+        calls.append((x.clone(), y.clone(), attack))
+        return x.flip(-1)
+
+    attack = {"classifier": "c", "eps": 0.3, "steps": 2, "images": 16, "fraction": 1.0}
+    config = EBMTrainConfig(iterations=2, batch_size=4, bank_size=8, langevin_steps=1, rejuvenation_attack=attack, checkpoint_every=2,
+                            sample_every=2, grid_steps=[0, 1], architecture={"name": "conv-ebm", "args": {"width": 4}})
+    train_ebm(config, tmp_path / "run", data_dir, progress=False, attack_source=source)
+    x, y = load_dataset("mnist", "train", data_dir)
+    assert len(calls) == 1 and torch.equal(calls[0][0], x[:16]) and torch.equal(calls[0][1], y[:16]) and calls[0][2]["images"] == 16
+    with pytest.raises(ValueError, match="attack_source"):
+        train_ebm(config, tmp_path / "none", data_dir, progress=False)

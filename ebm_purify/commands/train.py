@@ -67,7 +67,8 @@ def run_train_ebm(args: argparse.Namespace) -> int:
         "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every, "grid_steps": args.grid_steps,
         "init_from": args.init_from,
     })
-    path = train_ebm(config, args.out, args.data_dir, device, args.resume, provenance(), progress=not args.no_progress)
+    path = train_ebm(config, args.out, args.data_dir, device, args.resume, provenance(), progress=not args.no_progress,
+                     attack_source=lambda x, y, attack: _transfer_examples(x, y, attack, device))
     print(f"EBM checkpoint: {path}")
     return 0
 
@@ -96,7 +97,8 @@ def run_train_classifier(args: argparse.Namespace) -> int:
 
 
 def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict, device: str) -> torch.Tensor:
-    """Linf PGD examples of ``x`` against a fixed classifier (``purified.attack``) on ``device``, in chunks seeded by position."""
+    """Linf PGD examples of ``x`` against a fixed classifier (``purified.attack``, ``rejuvenation_attack``) on ``device``,
+    in chunks seeded by position."""
     classifier = load_classifier(attack["classifier"], device=device)
     eps, steps, chunk = attack["eps"], attack["steps"], 1000
     out = torch.empty_like(x)

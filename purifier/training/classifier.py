@@ -25,13 +25,12 @@ from purifier.data import dataset_info, load_dataset
 from purifier.errors import SettingsError
 from purifier.models import build
 from purifier.purifier import Purifier
+from purifier.training.attack_starts import AttackSource
 from purifier.training.configs import ClassifierTrainConfig, to_dict
 from purifier.training.purified_data import check_purified_settings, mix, purified_copies
 
 # (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
 Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
-# (images, labels, purified.attack settings) -> the images whose purified copies are trained on
-PurifiedSource = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> float:
@@ -53,7 +52,7 @@ def train_classifier(
     limit: int | None = None,
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
-    purified_source: PurifiedSource | None = None,
+    purified_source: AttackSource | None = None,
 ) -> Path:
     """Train and save a classifier checkpoint at ``out_path`` (stem); returns the JSON path.
 

@@ -28,6 +28,7 @@ class EBMTrainConfig:
     bank_size: int = 10000             # persistent chains, initialised from data
     rejuvenation: float = 0.05         # probability a drawn bank state is replaced by fresh data
     rejuvenation_noise: list[float] = field(default_factory=lambda: [0.0])  # sigmas mixed into rejuvenated data
+    rejuvenation_attack: dict[str, Any] | None = None  # {classifier, eps, steps, images, fraction}: restart at PGD examples too
     init_from: str | None = None       # start from this EBM's weights (model reference): fine-tuning, e.g. with noised rejuvenation
     langevin_steps: int = 50           # K, Langevin steps per update
     step_size: float = 0.0125

@@ -7,7 +7,11 @@ Langevin steps (:mod:`purifier.langevin`) to get negatives, and minimises
 
     L(theta) = mean E(x_data + n) - mean E(x_neg)   [+ alpha * mean(E_data^2 + E_neg^2)]
 
-with Adam (linear warm-up, cosine decay). The negatives return to the bank. Chains started at
+with Adam (linear warm-up, cosine decay). The negatives return to the bank. With
+``rejuvenation_attack`` set, a fraction of the rejuvenated states restart instead at Linf PGD
+examples of the first ``images`` training images against a fixed classifier (made once, before
+training, by the caller's :data:`~purifier.training.attack_starts.AttackSource`), so the energy
+also learns to lead attacked images back to the data, which is what purification asks of it. Chains started at
 data that stay on the data manifold for hundreds to thousands of steps are what purification
 needs; the sample grids written during training (bank states; chains started at test images,
 after 0, 100, 500, 1000, 2000 steps by default) show whether they do. The exponential moving average of the
@@ -37,6 +41,7 @@ from purifier.errors import SettingsError, TrainingDiverged
 from purifier.grids import save_grid
 from purifier.langevin import LangevinConfig, LangevinSampler, mix
 from purifier.models import build
+from purifier.training.attack_starts import AttackSource, check_attack, is_int, is_number
 from purifier.training.configs import EBMTrainConfig, to_dict
 from purifier.training.state import load_state, save_state
 
@@ -58,15 +63,19 @@ def train_ebm(
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
     on_log: Callable[[dict[str, Any]], None] | None = None,
+    attack_source: AttackSource | None = None,
 ) -> Path:
-    """Train a midrun EBM; write the EMA model as ``out_dir/ebm.{safetensors,json}`` and return its path."""
+    """Train a midrun EBM; write the EMA model as ``out_dir/ebm.{safetensors,json}`` and return its path.
+
+    ``attack_source`` is required when ``config.rejuvenation_attack`` is set."""
     out = Path(out_dir)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     lo, hi = config.data_range
-    x_train, _ = load_dataset(config.dataset, "train", data_dir)
+    x_train, y_train = load_dataset(config.dataset, "train", data_dir)
     x_test, _ = load_dataset(config.dataset, "test", data_dir)
+    attacked = _attacked_pool(config, x_train, y_train, attack_source)
     x_train = x_train * (hi - lo) + lo
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
     if config.init_from and not resume:
@@ -94,7 +103,7 @@ def train_ebm(
         states = bank[idx]
         fresh = torch.rand(config.batch_size, generator=gen) < config.rejuvenation
         if fresh.any():
-            states[fresh] = _rejuvenate(x_train, int(fresh.sum()), config, gen)
+            states[fresh] = _rejuvenate(x_train, int(fresh.sum()), config, gen, attacked)
         streams = [mix(config.seed, it, j) for j in range(config.batch_size)]
         neg = sampler.run(states.to(device), streams).x
         pos = x_train[torch.randint(len(x_train), (config.batch_size,), generator=gen)].to(device)
@@ -156,11 +165,39 @@ def _load_initial_weights(model: torch.nn.Module, config: EBMTrainConfig) -> Non
     model.load_state_dict(start.state_dict())
 
 
-def _rejuvenate(x_train: torch.Tensor, n: int, config: EBMTrainConfig, gen: torch.Generator) -> torch.Tensor:
+def check_rejuvenation_attack(settings: object) -> dict[str, Any]:
+    """Validate ``rejuvenation_attack``: classifier, eps, steps (as for every attack start), images an
+    integer >= 1 and fraction in (0, 1]."""
+    where = "rejuvenation_attack"
+    checked = check_attack(settings, where, frozenset({"images", "fraction"}))
+    if not is_int(checked["images"]) or checked["images"] < 1:
+        raise SettingsError(f"{where}: images must be an integer >= 1, got {checked['images']!r}")
+    if not is_number(checked["fraction"]) or not 0 < checked["fraction"] <= 1:
+        raise SettingsError(f"{where}: fraction must be in (0, 1], got {checked['fraction']!r}")
+    return checked
+
+
+def _attacked_pool(config: EBMTrainConfig, x: torch.Tensor, y: torch.Tensor, source: AttackSource | None) -> torch.Tensor | None:
+    """PGD examples of the first ``images`` training images (in the EBM's range), or None."""
+    if config.rejuvenation_attack is None:
+        return None
+    settings = check_rejuvenation_attack(config.rejuvenation_attack)
+    if source is None:
+        raise ValueError("rejuvenation_attack needs an attack_source function")
+    n = min(settings["images"], len(x))
+    lo, hi = config.data_range
+    return source(x[:n], y[:n], settings) * (hi - lo) + lo
+
+
+def _rejuvenate(x_train: torch.Tensor, n: int, config: EBMTrainConfig, gen: torch.Generator, attacked: torch.Tensor | None) -> torch.Tensor:
     fresh = x_train[torch.randint(len(x_train), (n,), generator=gen)]
     sigmas = torch.tensor(config.rejuvenation_noise, dtype=torch.float32)
     sigma = sigmas[torch.randint(len(sigmas), (n,), generator=gen)].view(-1, 1, 1, 1)
-    return fresh + sigma * torch.randn(fresh.shape, generator=gen)
+    fresh = fresh + sigma * torch.randn(fresh.shape, generator=gen)
+    if attacked is not None:  # no extra draws otherwise, so runs without it keep their random stream
+        use = torch.rand(n, generator=gen) < float(config.rejuvenation_attack["fraction"])  # type: ignore[index]
+        fresh[use] = attacked[torch.randint(len(attacked), (int(use.sum()),), generator=gen)]
+    return fresh
 
 
 def _export(ema: torch.nn.Module, config: EBMTrainConfig, out: Path, iteration: int, seconds: float, provenance: dict[str, Any] | None) -> Path:

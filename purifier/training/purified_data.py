@@ -25,9 +25,9 @@ from tqdm import tqdm
 from purifier.config import cache_dir
 from purifier.errors import SettingsError
 from purifier.purifier import Purifier
+from purifier.training.attack_starts import check_attack, is_int, is_number
 
 KEYS = {"model", "fraction", "seed", "attack"}
-ATTACK_KEYS = {"classifier", "eps", "steps"}
 
 
 def check_purified_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -40,28 +40,14 @@ def check_purified_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(settings.get("model"), str):
         raise SettingsError('purified: needs model = "EBM reference or purification variant"')
     fraction = settings.get("fraction", 0.5)
-    if not _is_number(fraction) or not 0 < fraction <= 1:
+    if not is_number(fraction) or not 0 < fraction <= 1:
         raise SettingsError(f"purified: fraction must be in (0, 1], got {fraction!r}")
-    if not _is_int(seed := settings.get("seed", 0)):
+    if not is_int(seed := settings.get("seed", 0)):
         raise SettingsError(f"purified: seed must be an integer, got {seed!r}")
     checked = {"model": settings["model"], "fraction": float(fraction), "seed": seed}
     if "attack" in settings:
-        attack = settings["attack"]
-        if not isinstance(attack, dict) or set(attack) != ATTACK_KEYS:
-            raise SettingsError(f"purified.attack: needs exactly {', '.join(sorted(ATTACK_KEYS))}")
-        eps, steps = attack["eps"], attack["steps"]
-        if not isinstance(attack["classifier"], str) or not (_is_number(eps) and eps > 0) or not (_is_int(steps) and steps >= 1):
-            raise SettingsError("purified.attack: classifier is a model reference, eps > 0, steps an integer >= 1")
-        checked["attack"] = {"classifier": attack["classifier"], "eps": float(eps), "steps": steps}
+        checked["attack"] = check_attack(settings["attack"], "purified.attack")
     return checked
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return _is_int(value) or isinstance(value, float)
 
 
 def purified_copies(
