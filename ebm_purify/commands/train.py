@@ -13,6 +13,7 @@ from attacks.norms import Norm
 from attacks.pgd import PGD
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime, provenance
 from purifier.checkpoint import load_classifier
+from purifier.training.attack_starts import AttackSource, cached_attack
 from purifier.training.classifier import train_classifier
 from purifier.training.configs import ClassifierTrainConfig, EBMTrainConfig, load_config
 from purifier.training.ebm import train_ebm
@@ -68,7 +69,7 @@ def run_train_ebm(args: argparse.Namespace) -> int:
         "init_from": args.init_from,
     })
     path = train_ebm(config, args.out, args.data_dir, device, args.resume, provenance(), progress=not args.no_progress,
-                     attack_source=lambda x, y, attack: _transfer_examples(x, y, attack, device))
+                     attack_source=_attack_source(device))
     print(f"EBM checkpoint: {path}")
     return 0
 
@@ -90,10 +91,15 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         config.adversarial = adv
     perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
     path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress,
-                            purified_source=lambda x, y, attack: _transfer_examples(x, y, attack, device))
+                            purified_source=_attack_source(device))
     meta = json.loads(Path(path).read_text())
     print(f"classifier checkpoint: {path} (clean test accuracy {meta['training']['clean_test_accuracy']:.4f})")
     return 0
+
+
+def _attack_source(device: str) -> AttackSource:
+    """Transfer examples for training (``purified.attack``, ``rejuvenation_attack``), cached across runs."""
+    return cached_attack(lambda x, y, attack: _transfer_examples(x, y, attack, device), "linf-pgd ce, step 2.5 eps/steps, chunks of 1000 seeded by position")
 
 
 def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict, device: str) -> torch.Tensor:

@@ -14,18 +14,15 @@ Purifying a training set costs minutes to hours, so the copies are cached under 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from purifier.config import cache_dir
 from purifier.errors import SettingsError
 from purifier.purifier import Purifier
 from purifier.training.attack_starts import check_attack, is_int, is_number
+from purifier.training.image_cache import cache_key, load_cached, store_cached
 
 KEYS = {"model", "fraction", "seed", "attack"}
 
@@ -65,21 +62,16 @@ def purified_copies(
         "seed": seed,
         "images": len(x),
     }
-    images_hash = hashlib.sha256(x.numpy().tobytes()).hexdigest()
-    key = hashlib.sha256(json.dumps({**described, "images_sha256": images_hash}, sort_keys=True).encode()).hexdigest()[:20]
+    key = cache_key(described, x)
     described["cache_key"] = key
-    path = cache_dir() / "purified" / f"{key}.safetensors"
-    if cache and path.is_file():
-        return load_file(str(path))["images"], described
+    if cache and (cached := load_cached("purified", key)) is not None:
+        return cached, described
     out = torch.empty_like(x)
     for i in tqdm(range(0, len(x), chunk), disable=not progress, desc="purifying training images"):
         batch = x[i : i + chunk]
         out[i : i + len(batch)] = purifier.run_chains(batch, config, list(range(seed + i, seed + i + len(batch))))[0][:, 0].cpu()
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        save_file({"images": out.contiguous()}, str(partial), metadata={"description": json.dumps(described)})
-        partial.replace(path)
+        store_cached("purified", key, out, described)
     return out, described
 
 
