@@ -76,6 +76,8 @@ def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:
     extra = f", noise {described['init_noise']}" if described.get("init_noise") else ""
     if described.get("step_size_final"):
         extra += f", eps {described['step_size']:g}->{described['step_size_final']:g}"
+    if described.get("temperature_final"):
+        extra += f", T {described['temperature']:g}->{described['temperature_final']:g}"
     return f"ebm K={steps} R={replicates}{extra}"
 
 

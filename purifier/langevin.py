@@ -8,8 +8,9 @@ ICLR 2021, https://arxiv.org/abs/2005.13525; "EBM Life Cycle", 2022):
 optionally followed by a clamp to [lo, hi]. With T = 1 this is the unadjusted Langevin algorithm;
 its stationary law for E(x) = |x - mu|^2 / 2 is N(mu, T * I) up to O(eps^2) bias. With
 ``step_size_final`` set, eps is annealed geometrically from ``step_size`` at step 0 to
-``step_size_final`` at step K - 1 (a step-size schedule; the temperature stays fixed, so the drift
-scales with eps^2 and the noise with eps).
+``step_size_final`` at step K - 1 (a step-size schedule: the drift scales with eps^2 and the noise
+with eps); with ``temperature_final`` set, T is annealed the same way from ``temperature`` (a
+temperature schedule: the drift scales with 1 / T, the noise stays eps). Both may be set.
 
 Noise is a pure function of (chain stream, step): chain streams come from a per-image seed and a
 replicate index (:func:`chain_streams`), and step t of a chain draws from a CPU generator seeded
@@ -98,6 +99,8 @@ class LangevinConfig:
             AVX512-BF16/AMX; its error is far below the chain's own noise (tests/test_precision.py).
         step_size_final: eps at the last step of a geometric step-size schedule over steps
             0..K-1 (default None: constant ``step_size``). Chains continued past K keep the final eps.
+        temperature_final: T at the last step of a geometric temperature schedule over steps 0..K-1
+            (default None: constant ``temperature``); continued chains keep the final T.
     """
 
     steps: int = 500
@@ -108,6 +111,7 @@ class LangevinConfig:
     init_noise: float = 0.0
     precision: str = "float32"
     step_size_final: float | None = None
+    temperature_final: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -122,21 +126,35 @@ class LangevinConfig:
             raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.step_size_final is not None and not self.step_size_final > 0:
             raise SettingsError(f"step_size_final must be > 0, got {self.step_size_final}")
+        if self.temperature_final is not None and not self.temperature_final > 0:
+            raise SettingsError(f"temperature_final must be > 0, got {self.temperature_final}")
         if not self.init_noise >= 0:
             raise SettingsError(f"init_noise must be >= 0, got {self.init_noise}")
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
 
+    @property
+    def scheduled(self) -> bool:
+        """True when eps or T changes along the chain."""
+        return self.step_size_final is not None or self.temperature_final is not None
+
+    def _geometric(self, start: float, final: float | None, step: int) -> float:
+        if final is None:
+            return start
+        progress = min(1.0, max(0, step) / max(1, self.steps - 1))
+        return start * (final / start) ** progress
+
     def step_size_at(self, step: int) -> float:
         """eps at chain step ``step`` (constant unless a schedule is set)."""
-        if self.step_size_final is None:
-            return self.step_size
-        progress = min(1.0, max(0, step) / max(1, self.steps - 1))
-        return self.step_size * (self.step_size_final / self.step_size) ** progress
+        return self._geometric(self.step_size, self.step_size_final, step)
+
+    def temperature_at(self, step: int) -> float:
+        """T at chain step ``step`` (constant unless a schedule is set)."""
+        return self._geometric(self.temperature, self.temperature_final, step)
 
     def drift_at(self, step: int) -> float:
-        """The gradient coefficient eps_t^2 / (2 T) at chain step ``step``."""
-        return self.step_size_at(step) ** 2 / (2.0 * self.temperature)
+        """The gradient coefficient eps_t^2 / (2 T_t) at chain step ``step``."""
+        return self.step_size_at(step) ** 2 / (2.0 * self.temperature_at(step))
 
     def updated(self, **changes: Any) -> LangevinConfig:
         """A copy with the given fields changed; None values are ignored."""

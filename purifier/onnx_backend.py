@@ -119,8 +119,8 @@ class OnnxBackend:
 
     def _check_built_in(self, config: LangevinConfig) -> None:
         d = self.built_in
-        if config.step_size_final is not None:
-            raise SettingsError("the ONNX backend runs constant-step chains (their step size is built in); use the torch backend for step-size schedules")
+        if config.scheduled:
+            raise SettingsError("the ONNX backend runs constant-step chains (their step size is built in); use the torch backend for schedules")
         if (config.step_size, config.temperature, config.clamp, config.precision) != (d.step_size, d.temperature, d.clamp, d.precision):
             raise SettingsError(
                 f"this ONNX export has step size {d.step_size}, temperature {d.temperature}, clamp {d.clamp} and precision {d.precision} built in; "

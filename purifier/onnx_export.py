@@ -61,8 +61,8 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     purifier = Purifier.load(model)
-    if purifier.defaults.step_size_final is not None:
-        raise SettingsError(f"{model}: a step-size schedule cannot be exported (ONNX steps have their step size built in); export the constant-step model")
+    if purifier.defaults.scheduled:
+        raise SettingsError(f"{model}: a step-size or temperature schedule cannot be exported (ONNX steps have them built in); export the constant-step model")
     energy = purifier.energy
     sampler = LangevinSampler(energy, purifier.defaults, micro_batch=None)
     shape = purifier.image_shape or (1, 28, 28)

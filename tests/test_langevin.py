@@ -63,6 +63,19 @@ def test_step_size_schedule_anneals_geometrically_and_defaults_to_constant() -> 
     assert torch.equal(flat, LangevinSampler(Quadratic(0.3), constant).run(x, streams).x)
 
 
+def test_temperature_schedule_scales_the_drift_only() -> None:
+    cfg = LangevinConfig(steps=3, step_size=0.2, temperature=0.5, temperature_final=0.125)
+    assert [cfg.temperature_at(t) for t in range(4)] == [0.5, 0.25, 0.125, 0.125] and cfg.scheduled
+    assert cfg.drift_at(1) == 0.2**2 / (2 * 0.25) and cfg.step_size_at(2) == 0.2 and not LangevinConfig().scheduled
+    sampler = LangevinSampler(Quadratic(0.3), cfg)
+    x, streams = torch.tensor([[[[1.0, -2.0]]]]), chain_streams([7], 1)
+    expected = x
+    for t in range(3):
+        expected = expected - 0.2**2 / (2 * cfg.temperature_at(t)) * (expected - 0.3) + 0.2 * sampler.noise(streams, t, x.shape[1:], x.device)
+    assert torch.allclose(sampler.run(x, streams).x, expected, atol=1e-6)
+    assert LangevinConfig.from_dict(cfg.to_dict()) == cfg
+
+
 def test_clamp_bounds_every_state() -> None:
     cfg = LangevinConfig(steps=5, step_size=1.0, temperature=1.0, clamp=(-1.0, 1.0))
     out = LangevinSampler(Quadratic(0.0), cfg).run(torch.zeros(3, 1, 2, 2), chain_streams([1, 2, 3], 1)).x
@@ -126,7 +139,8 @@ def test_hook_stops_chains() -> None:
     assert torch.equal(res.x[1], stopped[0])
 
 
-@pytest.mark.parametrize("bad", [{"steps": -1}, {"step_size": 0}, {"temperature": -1}, {"replicates": 0}, {"clamp": (1.0, -1.0)}, {"step_size_final": 0}])
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"step_size": 0}, {"temperature": -1}, {"replicates": 0}, {"clamp": (1.0, -1.0)}, {"step_size_final": 0},
+                                 {"temperature_final": -1.0}])
 def test_bad_settings_are_refused(bad: dict) -> None:
     with pytest.raises(SettingsError):
         LangevinConfig(**bad)

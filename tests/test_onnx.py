@@ -79,6 +79,9 @@ def test_a_variant_runs_on_both_backends_alike(export: Path, fixture_model: Path
         load_backend(str(variant), backend="onnx")
     with pytest.raises(Exception, match="cannot be exported"):
         export_onnx(str(variant), tmp_path / "scheduled")
+    variant.write_text(f'model = "{fixture_model}"\n[langevin]\ntemperature_final = 0.001\n')
+    with pytest.raises(Exception, match="schedules"):
+        load_backend(str(variant), backend="onnx")
 
 
 def test_onnx_refuses_settings_baked_into_the_graph(export: Path) -> None:

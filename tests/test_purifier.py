@@ -68,6 +68,7 @@ def test_exact_gradient_matches_finite_differences_on_a_short_chain() -> None:
     for noise in (0.0, 0.2):
         _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, init_noise=noise))
     _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, step_size_final=0.01))  # annealed steps
+    _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.05, temperature_final=0.01))  # annealed T
 
 
 def _check_exact_gradient(p: Purifier) -> None:
