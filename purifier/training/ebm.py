@@ -11,9 +11,10 @@ with Adam (linear warm-up, cosine decay). The negatives return to the bank. With
 ``rejuvenation_attack`` set, a fraction of the rejuvenated states restart instead at Linf PGD
 examples of the first ``images`` training images against a fixed classifier (made once, before
 training, by the caller's :data:`~purifier.training.attack_starts.AttackSource`), so the energy
-also learns to lead attacked images back to the data, which is what purification asks of it. Chains started at
-data that stay on the data manifold for hundreds to thousands of steps are what purification
-needs; the sample grids written during training (bank states; chains started at test images,
+also learns to lead attacked images back to the data, which is what purification asks of it.
+
+Chains started at data that stay on the data manifold for hundreds to thousands of steps are what
+purification needs; the sample grids written during training (bank states; chains started at test images,
 after 0, 100, 500, 1000, 2000 steps by default) show whether they do. The exponential moving average of the
 weights is the model that is saved for purification. With ``divergence_gap`` set, an iteration whose
 energy gap |E(neg) - E(pos)| exceeds it (or whose loss is not finite) is not applied: training goes
