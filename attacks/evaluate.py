@@ -27,7 +27,7 @@ from attacks.losses import Loss
 from attacks.norms import Norm
 from attacks.pgd import PGD, PGDResult, model_gradient
 from attacks.report import write_report
-from attacks.settings import EvalSettings
+from attacks.settings import EvalSettings, weights_differ
 from attacks.verify import verify
 from purifier.backends import load_classifier_ref
 from purifier.checkpoint import resolve
@@ -56,14 +56,14 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, progress: bool = True)
     """Run (or resume) the evaluation and return the report dictionary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_or_write_settings(settings, out)
     ctx = _context(settings)
+    _check_or_write_settings(settings, out, ctx.models)
     rows = read_results(out)
     if (out / RESULTS).is_file():  # drop a line torn by an interruption before appending
         (out / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = {(r["eps"], r["index"]) for r in rows}
     # clean-image results do not depend on eps or the attack: computed once per image, or taken from --natural-from
-    natural = _natural_from(settings) | {r["index"]: r["natural"] for r in rows}
+    natural = _natural_from(settings, ctx.models) | {r["index"]: r["natural"] for r in rows}
     eps_values = [0.0] if settings.attack == "none" else settings.eps
     indices = [i for i in range(settings.offset, settings.offset + settings.n) if i % settings.shard[1] == settings.shard[0]]
     todo = [(e, i) for e in eps_values for i in indices if (e, i) not in done]
@@ -96,27 +96,34 @@ def read_results(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _natural_from(settings: EvalSettings) -> dict[int, dict[str, int]]:
+def _natural_from(settings: EvalSettings, models: dict[str, Any]) -> dict[int, dict[str, int]]:
     if settings.natural_from is None:
         return {}
     folder = Path(settings.natural_from)
     if not (folder / "settings.json").is_file():
         raise SettingsError(f"--natural-from {folder}: no evaluation there (settings.json missing)")
-    theirs = EvalSettings.from_dict(json.loads((folder / "settings.json").read_text())["settings"]).defense_key()
+    saved = json.loads((folder / "settings.json").read_text())
+    theirs = EvalSettings.from_dict(saved["settings"]).defense_key()
     ours = settings.defense_key()
     if theirs != ours:
         diff = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in ours if theirs[k] != ours[k])
         raise SettingsError(f"--natural-from {folder} evaluated another defense ({diff})")
+    if other := weights_differ(saved.get("models"), models):
+        raise SettingsError(f"--natural-from {folder} evaluated other weights ({other})")
     return {r["index"]: r["natural"] for r in read_results(folder)}
 
 
-def _check_or_write_settings(settings: EvalSettings, out: Path) -> None:
+def _check_or_write_settings(settings: EvalSettings, out: Path, models: dict[str, Any]) -> None:
+    """Refuse to resume ``out`` with other settings or other weights (the fingerprint hashes the
+    settings, which name models by reference; the weights behind a reference can be retrained)."""
     path = out / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("fingerprint") != settings.fingerprint() or old["settings"].get("shard") != list(settings.shard):
             raise SettingsError(f"{out} holds results of different settings; use another --out or the same flags to resume")
-    path.write_text(json.dumps({"fingerprint": settings.fingerprint(), "settings": settings.to_dict()}, indent=2))
+        if other := weights_differ(old.get("models"), models):
+            raise SettingsError(f"{out} holds results of other weights ({other}); use another --out")
+    path.write_text(json.dumps({"fingerprint": settings.fingerprint(), "settings": settings.to_dict(), "models": models}, indent=2))
 
 
 def _context(s: EvalSettings) -> _Context:

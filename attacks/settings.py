@@ -105,3 +105,14 @@ class EvalSettings:
         d = dict(d)
         d["shard"] = tuple(d.get("shard", (0, 1)))
         return cls(**d)
+
+
+WEIGHT_KEYS = ("ebm_sha256", "classifier_sha256")
+
+
+def weights_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """'' if the two model records (``models`` of settings.json) name the same weights or either is
+    missing (folders written before weights were recorded), else which sha256 differs."""
+    if not a or not b:
+        return ""
+    return ", ".join(f"{k} {a[k][:12]} vs {b[k][:12]}" for k in WEIGHT_KEYS if a.get(k) and b.get(k) and a[k] != b[k])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_ebm_checkpoint
+
 TINY = ["--eps-list", "0.1,0.3", "--n", "4", "--batch-size", "2", "--steps", "2", "--replicates", "2", "--eot", "2",
         "--attack-steps", "2", "--surrogate-steps", "1", "--no-progress"]
 
@@ -130,3 +132,21 @@ def test_baseline_defenses_in_the_harness(cli, model_dir: Path, tmp_path: Path, 
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["defense"] == defense and report["sanity"]["gradients_nonzero"]
+
+
+def test_results_of_other_weights_are_never_mixed(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """A model reference can be retrained in place: resume, --natural-from and merge compare the weights' sha256."""
+    base = ("evaluate", "--model", model_dir, "--attack", "none", "--n", "2", "--steps", "1", "--replicates", "1", "--no-progress",
+            "--data-dir", data_dir)
+    for name in ("a", "s0"):
+        assert cli(*base, *(("--shard", "0/2") if name == "s0" else ()), "--out", tmp_path / name)[0] == 0
+    saved = json.loads((tmp_path / "a" / "settings.json").read_text())["models"]
+    assert saved["ebm_sha256"] == json.loads((model_dir / "ebm.json").read_text())["weights"]["sha256"]
+    make_ebm_checkpoint(model_dir / "ebm", seed=1)  # retrained under the same reference
+    code, _, err = cli(*base, "--out", tmp_path / "a")
+    assert code == 2 and "holds results of other weights (ebm_sha256" in err and "Traceback" not in err
+    code, _, err = cli(*base, "--natural-from", tmp_path / "a", "--out", tmp_path / "b")
+    assert code == 2 and "evaluated other weights" in err
+    assert cli(*base, "--shard", "1/2", "--out", tmp_path / "s1")[0] == 0
+    code, _, err = cli("evaluate", "merge", tmp_path / "s0", tmp_path / "s1", "--out", tmp_path / "merged")
+    assert code == 2 and "evaluated other weights" in err
