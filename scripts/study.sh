@@ -109,3 +109,19 @@ for i in 0 1; do  # BPDA+EOT at eps 0.05 too
 done
 ebm-purify evaluate merge runs/fstudy-bpda005-shard0 runs/fstudy-bpda005-shard1 --out $F/noised-bpda-eot-linf-eps0.05
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+
+# 6. Session 5 (MNIST eps 0.3 and Fashion-MNIST eps 0.1): the annealed / default chain in front of the PGD-trained
+#    classifier on the report slice (transfer on all 500, BPDA+EOT with the cut budget on the first 100). The training runs
+#    and tuning probes of that session (temperature schedules, adversarial rejuvenation, stage 3) are listed with their
+#    commands and results in results/mnist-tuning-session5/README.md:
+#      ebm-purify train-ebm --config configs/mnist-ebm-adv-rejuvenation.toml --out runs/mnist-adv-rejuv/ebm --threads 1 --no-progress --data-dir ../shared/data
+#      ebm-purify train-ebm --config configs/mnist-ebm-noised-stage3.toml --out runs/mnist-noised-stage3/ebm --threads 1 --no-progress --data-dir ../shared/data
+for set in "configs/purify/mnist-noised-anneal.toml mnist:classifier-pgd 0.3 results/mnist-study/anneal-pgdclf"            "configs/purify/fashion-mnist-noised-fast.toml fashion-mnist:classifier-pgd 0.1 $F/noised-pgdclf"; do
+  read -r model clf eps out <<< "$set"
+  ebm-purify evaluate --model "$model" --classifier "$clf" --eps "$eps" --attack transfer --loss margin --attack-steps 100 --out "$out-transfer-linf" "${common[@]}"
+  ebm-purify evaluate --model "$model" --classifier "$clf" --eps "$eps" --attack bpda-eot "${cut[@]}" --out "$out-bpda-eot-linf" "${common[@]}" --n 100 \
+    --natural-from "$out-transfer-linf"
+done
+ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
+ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+

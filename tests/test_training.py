@@ -11,11 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from purifier.checkpoint import resolve
 from purifier.data import load_dataset
 from purifier.errors import SettingsError
 from purifier.purifier import Purifier
-from purifier.training.configs import EBMTrainConfig
+from purifier.training.configs import ClassifierTrainConfig, EBMTrainConfig, load_config
 from purifier.training.ebm import _rejuvenate, check_rejuvenation_attack, lr_at, train_ebm
+from purifier.training.purified_data import check_purified_settings
 from tests.conftest import make_classifier_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,3 +187,18 @@ def test_the_attack_source_gets_the_first_training_images_once(tmp_path: Path, d
     assert len(calls) == 1 and torch.equal(calls[0][0], x[:16]) and torch.equal(calls[0][1], y[:16]) and calls[0][2]["images"] == 16
     with pytest.raises(ValueError, match="attack_source"):
         train_ebm(config, tmp_path / "none", data_dir, progress=False)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_training_config_loads(path: Path) -> None:
+    """Each shipped training config parses with no unknown keys, its attack table is valid and its init_from resolves."""
+    if "classifier" in path.name:
+        config = load_config(ClassifierTrainConfig, path)
+        if config.purified is not None:
+            check_purified_settings(config.purified)
+        return
+    config = load_config(EBMTrainConfig, path)
+    if config.rejuvenation_attack is not None:
+        check_rejuvenation_attack(config.rejuvenation_attack)
+    if config.init_from is not None:
+        assert resolve(ROOT / config.init_from if "/" in config.init_from else config.init_from).is_file()
