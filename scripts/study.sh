@@ -126,5 +126,9 @@ done
 fpgd=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist:classifier-pgd --eps 0.1 "${common[@]}" --natural-from $F/noised-pgdclf-transfer-linf)
 ebm-purify evaluate "${fpgd[@]}" --attack adaptive "${cut[@]}" --n 50 --out $F/noised-pgdclf-adaptive-linf
 ebm-purify evaluate "${fpgd[@]}" --attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2 --n 100 --out $F/noised-pgdclf-bpda50-linf
+#    BPDA+EOT at the baselines' 50 steps on the first 100 for the two main rows (natural classifiers)
+b50=(--attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2 "${common[@]}" --n 100)
+ebm-purify evaluate "${anneal[@]}" "${b50[@]}" --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda50-linf
+ebm-purify evaluate "${fnoised[@]}" "${b50[@]}" --natural-from $F/noised-transfer-linf --out $F/noised-bpda50-linf
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
