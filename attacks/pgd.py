@@ -29,6 +29,11 @@ from attacks.norms import Norm, ascent_step, project, random_start
 GradientSource = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
+def default_step_size(eps: float, steps: int) -> float:
+    """The step length every PGD of this project uses unless told otherwise: 2.5 eps / steps (Madry et al.)."""
+    return 2.5 * eps / max(1, steps)
+
+
 @dataclass
 class PGDResult:
     """The attack's output: ``x_adv`` (final point of the restart with the highest final loss), ``fooled_any`` (some iterate

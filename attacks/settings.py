@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from attacks.pgd import default_step_size
 from purifier.errors import SettingsError
 
 
@@ -76,7 +77,7 @@ class EvalSettings:
             raise SettingsError("--steps-list/--replicates-list need an attack that does not depend on the defense (none, transfer)")
 
     def step_for(self, eps: float) -> float:
-        return self.step_size if self.step_size is not None else 2.5 * eps / max(1, self.attack_steps)
+        return self.step_size if self.step_size is not None else default_step_size(eps, self.attack_steps)
 
     def verify_grid(self, default_steps: int) -> list[tuple[int, int]]:
         """(K, R) pairs the full defense is verified at; the first is the main one."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from attacks.norms import Norm
-from attacks.pgd import PGD
+from attacks.pgd import PGD, default_step_size
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime, provenance
 from purifier.checkpoint import load_classifier
 from purifier.training.attack_starts import AttackSource, cached_attack
@@ -109,7 +109,7 @@ def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict, device: s
     eps, steps, chunk = attack["eps"], attack["steps"], 1000
     out = torch.empty_like(x)
     for i in range(0, len(x), chunk):
-        pgd = PGD.on_model(classifier, Norm.LINF, eps=eps, step_size=2.5 * eps / steps, steps=steps, seed=i)
+        pgd = PGD.on_model(classifier, Norm.LINF, eps=eps, step_size=default_step_size(eps, steps), steps=steps, seed=i)
         out[i : i + chunk] = pgd.run(x[i : i + chunk].to(device), y[i : i + chunk].to(device)).x_adv.cpu()
     return out
 
@@ -119,7 +119,7 @@ def _pgd_perturb(adv: dict) -> object:
     ``warmup`` fraction of training, without which small nets at MNIST eps 0.3 stay at chance."""
     eps = float(adv["eps"])
     steps = int(adv.setdefault("steps", 10))
-    step_size = float(adv.setdefault("step_size", 2.5 * eps / steps))
+    step_size = float(adv.setdefault("step_size", default_step_size(eps, steps)))
     norm = Norm(adv.setdefault("norm", "linf"))
     warmup = float(adv.setdefault("warmup", 0.0))
     calls = [0]
