@@ -3,7 +3,8 @@ with the defense, the attack and its budget, clean and robust accuracy (Wilson 9
 the cost per image, as the README's results section shows them (``ebm-purify evaluate table
 DIR...``). Where several attacks hit the same defended pipeline at the same radius, a further row
 takes the per-image minimum: an image counts as robust only if every attack left it correct
-(worst case), over the images all of those runs share."""
+(worst case), over the images all of those attacks saw; runs of one attack on different images (or
+repeated on the same ones) are pooled into one row first."""
 
 from __future__ import annotations
 
@@ -39,29 +40,54 @@ def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
 
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-image minimum over the attacks that hit one defended pipeline (model reference, classifier,
-    defense, setting) at one norm and radius: robust only if every attack left the image correct."""
+    defense, setting) at one norm and radius: robust only if every attack left the image correct, over
+    the images every attack saw. Runs of the same attack are pooled first (the union of their images;
+    an image two of them saw is robust only if both left it correct), and a pooled run gets a row of
+    its own, so an attack spread over disjoint image ranges reads as one."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
     combined, records = [], {}  # each run's per-image records, read once however many groups it is in
     for group in groups.values():
-        if len({r["attack"] for r in group}) < 2:
+        by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in group:
+            by_attack[r["attack"]].append(r)
+        if len(by_attack) < 2 and len(group) < 2:
             continue
         for r in group:
             records.setdefault(r["folder"], _results(Path(r["folder"])))
-        per_run = [{x["index"]: x for x in records[r["folder"]] if x["eps"] == r["eps"] and r["setting"] in x["worst_correct"]} for r in group]
-        common = sorted(set.intersection(*(set(images) for images in per_run)))
-        first = per_run[0]
-        combined.append({
-            **{k: group[0][k] for k in ("model", "dataset", "classifier", "defense", "norm", "eps", "setting")},
-            "folder": ", ".join(r["folder"] for r in group), "n": len(common),
-            "attack": "min over " + " / ".join(r["attack"].split(" (")[0] for r in group) + " (per image)",
-            "clean": rate([first[i]["natural"][group[0]["setting"]] == first[i]["label"] for i in common]), "robust_final": None,
-            "robust_worst": rate([all(images[i]["worst_correct"][r["setting"]] for images, r in zip(per_run, group, strict=True)) for i in common]),
-            "grad_evals_per_image": round(sum(images[i]["grad_evals"] for images in per_run for i in common) / max(1, len(common))),
-            "seconds_per_image": round(sum(images[i]["seconds"] for images in per_run for i in common) / max(1, len(common)), 2),
-        })
+        pooled = {attack: _pool(runs, records) for attack, runs in by_attack.items()}
+        for attack, runs in by_attack.items():
+            if len(runs) > 1:
+                combined.append(_combined_row(runs, [pooled[attack]], f"{attack} pooled over {len(runs)} runs"))
+        if len(by_attack) > 1:
+            name = "min over " + " / ".join(attack.split(" (")[0] for attack in by_attack) + " (per image)"
+            combined.append(_combined_row(group, list(pooled.values()), name))
     return combined
+
+
+def _pool(runs: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
+    """Image index -> the records of every run (of one attack) that saw it at the runs' radius and setting."""
+    pooled: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        for x in records[r["folder"]]:
+            if x["eps"] == r["eps"] and r["setting"] in x["worst_correct"]:
+                pooled[x["index"]].append(x)
+    return pooled
+
+
+def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[str, Any]]]], name: str) -> dict[str, Any]:
+    setting = runs[0]["setting"]
+    common = sorted(set.intersection(*(set(images) for images in attacks)))
+    seen = [[x for images in attacks for x in images[i]] for i in common]  # every record of every attack, per common image
+    return {
+        **{k: runs[0][k] for k in ("model", "dataset", "classifier", "defense", "norm", "eps", "setting")},
+        "folder": ", ".join(r["folder"] for r in runs), "n": len(common), "attack": name,
+        "clean": rate([xs[0]["natural"][setting] == xs[0]["label"] for xs in seen]), "robust_final": None,
+        "robust_worst": rate([all(x["worst_correct"][setting] for x in xs) for xs in seen]),
+        "grad_evals_per_image": round(sum(x["grad_evals"] for xs in seen for x in xs) / max(1, len(common))),
+        "seconds_per_image": round(sum(x["seconds"] for xs in seen for x in xs) / max(1, len(common)), 2),
+    }
 
 
 def _results(folder: Path) -> list[dict[str, Any]]:

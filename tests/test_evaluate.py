@@ -89,9 +89,12 @@ def test_shards_merge_into_the_unsharded_report(cli, model_dir: Path, tmp_path: 
     code, stdout, err = cli("evaluate", "table", tmp_path / "full", tmp_path / "merged", "--out", tmp_path / "table")
     assert code == 0, err
     rows = json.loads((tmp_path / "table.json").read_text())
-    assert [(r["eps"], r["attack"].split()[0]) for r in rows] == [(0.1, "transfer"), (0.3, "transfer")] * 2
-    same = [{**r, "folder": str(tmp_path / "full"), "seconds_per_image": a["seconds_per_image"]} for a, r in zip(rows[:2], rows[2:], strict=True)]
+    assert [(r["eps"], r["attack"].split()[0]) for r in rows] == [(0.1, "transfer"), (0.3, "transfer")] * 3
+    same = [{**r, "folder": str(tmp_path / "full"), "seconds_per_image": a["seconds_per_image"]} for a, r in zip(rows[:2], rows[2:4], strict=True)]
     assert rows[:2] == same and "| robust % (worst case) |" in stdout
+    # the two runs of one attack on the same images pool into a row that equals either (the attack is seeded)
+    assert [r["attack"].endswith("pooled over 2 runs") and r["n"] == 4 and r["robust_worst"] == a["robust_worst"]
+            for a, r in zip(rows[:2], rows[4:], strict=True)] == [True, True]
     assert (tmp_path / "table.md").read_text() == stdout
     code, _, err = cli("evaluate", "table", tmp_path / "nowhere")
     assert code == 2 and "no report.json" in err
@@ -113,6 +116,24 @@ def test_the_table_adds_the_per_image_minimum_over_attacks(cli, model_dir: Path,
         assert row["n"] == len(both) and row["robust_worst"]["correct"] == sum(both)
         singles = [r["robust_worst"]["correct"] for r in rows if r["eps"] == row["eps"] and not r["attack"].startswith("min")]
         assert row["robust_worst"]["correct"] <= min(singles)
+
+
+def test_the_table_pools_runs_of_one_attack_on_disjoint_images(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    base = ("evaluate", "--model", model_dir, *TINY, "--data-dir", data_dir)
+    assert cli(*base, "--attack", "bpda-eot", "--eot", "1", "--out", tmp_path / "b")[0] == 0  # images 0-3
+    for offset in (0, 2):  # transfer on images 0-1 and 2-3, and on nothing else
+        assert cli(*base, "--attack", "transfer", "--n", "2", "--offset", str(offset), "--out", tmp_path / f"t{offset}")[0] == 0
+    code, _, err = cli("evaluate", "table", tmp_path / "b", tmp_path / "t0", tmp_path / "t2", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = [r for r in json.loads((tmp_path / "table.json").read_text()) if r["eps"] == 0.3]
+    pooled = next(r for r in rows if r["attack"].endswith("pooled over 2 runs"))
+    singles = [r for r in rows if r["attack"].startswith("transfer (")]
+    assert pooled["n"] == 4 and pooled["robust_worst"]["correct"] == sum(r["robust_worst"]["correct"] for r in singles)
+    low = next(r for r in rows if r["attack"].startswith("min over"))
+    assert low["attack"] == "min over bpda-eot / transfer (per image)" and low["n"] == 4  # every image, not the empty overlap of t0 and t2
+    records = {(name, x["index"]): all(x["worst_correct"].values()) for name in ("b", "t0", "t2")
+               for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines()) if x["eps"] == 0.3}
+    assert low["robust_worst"]["correct"] == sum(records[("b", i)] and records[("t0" if i < 2 else "t2", i)] for i in range(4))
 
 
 def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
