@@ -128,9 +128,9 @@ def test_unknown_config_keys_are_refused(cli, tmp_path: Path) -> None:
 
 
 def test_rejuvenation_restarts_at_attacked_images_at_the_fraction() -> None:
-    config = EBMTrainConfig(rejuvenation_noise=[0.0], rejuvenation_attack={"classifier": "c", "eps": 0.3, "steps": 1, "images": 4, "fraction": 0.5})
+    config = EBMTrainConfig(rejuvenation_noise=[0.0])
     data, attacked = torch.zeros(10, 1, 2, 2), torch.arange(1.0, 5.0).view(4, 1, 1, 1).expand(4, 1, 2, 2)
-    fresh = _rejuvenate(data, 4000, config, torch.Generator().manual_seed(0), attacked)
+    fresh = _rejuvenate(data, 4000, config, torch.Generator().manual_seed(0), (attacked, 0.5))
     from_pool = fresh.flatten(1)[:, 0] > 0
     assert 0.45 < from_pool.float().mean() < 0.55 and set(fresh[from_pool, 0, 0, 0].tolist()) == {1.0, 2.0, 3.0, 4.0}
     assert torch.equal(fresh[~from_pool], torch.zeros_like(fresh[~from_pool]))

@@ -178,8 +178,9 @@ def check_rejuvenation_attack(settings: object) -> dict[str, Any]:
     return checked
 
 
-def _attacked_pool(config: EBMTrainConfig, x: torch.Tensor, y: torch.Tensor, source: AttackSource | None) -> torch.Tensor | None:
-    """PGD examples of the first ``images`` training images (in the EBM's range), or None."""
+def _attacked_pool(config: EBMTrainConfig, x: torch.Tensor, y: torch.Tensor, source: AttackSource | None) -> tuple[torch.Tensor, float] | None:
+    """PGD examples of the first ``images`` training images (in the EBM's range) and the fraction of
+    rejuvenated chains that restart at them, or None."""
     if config.rejuvenation_attack is None:
         return None
     settings = check_rejuvenation_attack(config.rejuvenation_attack)
@@ -187,17 +188,18 @@ def _attacked_pool(config: EBMTrainConfig, x: torch.Tensor, y: torch.Tensor, sou
         raise ValueError("rejuvenation_attack needs an attack_source function")
     n = min(settings["images"], len(x))
     lo, hi = config.data_range
-    return source(x[:n], y[:n], settings) * (hi - lo) + lo
+    return source(x[:n], y[:n], settings) * (hi - lo) + lo, float(settings["fraction"])
 
 
-def _rejuvenate(x_train: torch.Tensor, n: int, config: EBMTrainConfig, gen: torch.Generator, attacked: torch.Tensor | None) -> torch.Tensor:
+def _rejuvenate(x_train: torch.Tensor, n: int, config: EBMTrainConfig, gen: torch.Generator, attacked: tuple[torch.Tensor, float] | None) -> torch.Tensor:
     fresh = x_train[torch.randint(len(x_train), (n,), generator=gen)]
     sigmas = torch.tensor(config.rejuvenation_noise, dtype=torch.float32)
     sigma = sigmas[torch.randint(len(sigmas), (n,), generator=gen)].view(-1, 1, 1, 1)
     fresh = fresh + sigma * torch.randn(fresh.shape, generator=gen)
     if attacked is not None:  # no extra draws otherwise, so runs without it keep their random stream
-        use = torch.rand(n, generator=gen) < float(config.rejuvenation_attack["fraction"])  # type: ignore[index]
-        fresh[use] = attacked[torch.randint(len(attacked), (int(use.sum()),), generator=gen)]
+        pool, fraction = attacked
+        use = torch.rand(n, generator=gen) < fraction
+        fresh[use] = pool[torch.randint(len(pool), (int(use.sum()),), generator=gen)]
     return fresh
 
 
