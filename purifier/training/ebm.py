@@ -5,9 +5,10 @@ Each update draws a batch from a persistent bank of chain states (initialised fr
 a fraction of them with fresh data images ("rejuvenation", optionally noised), advances them K
 Langevin steps (:mod:`purifier.langevin`) to get negatives, and minimises
 
-    L(theta) = mean E(x_data + n) - mean E(x_neg)   [+ alpha * mean(E_data^2 + E_neg^2)]
+    L(theta) = mean E(x_data + n) - mean E(x_neg)   [+ alpha * mean(E_data^2 + E_neg^2)]   [+ w * L_denoise]
 
-with Adam (linear warm-up, cosine decay). The negatives return to the bank. With
+with Adam (linear warm-up, cosine decay); L_denoise (``denoise_weight`` w > 0) is the denoising term of
+:mod:`purifier.training.denoising`, asking the chain's drift at noised training images to undo the noise. The negatives return to the bank. With
 ``rejuvenation_attack`` set, a fraction of the rejuvenated states restart instead at Linf PGD
 examples of the first ``images`` training images against a fixed classifier (made once, before
 training, by the caller's :data:`~purifier.training.attack_starts.AttackSource`), so the energy
@@ -44,6 +45,7 @@ from purifier.langevin import LangevinConfig, LangevinSampler, mix
 from purifier.models import build
 from purifier.training.attack_starts import AttackSource, check_attack, is_int, is_number
 from purifier.training.configs import EBMTrainConfig, to_dict
+from purifier.training.denoising import check_denoising, denoising_loss
 from purifier.training.state import load_state, save_state
 
 
@@ -76,6 +78,7 @@ def train_ebm(
     lo, hi = config.data_range
     x_train, y_train = load_dataset(config.dataset, "train", data_dir)
     x_test, _ = load_dataset(config.dataset, "test", data_dir)
+    check_denoising(config.denoise_weight, config.denoise_noise, config.denoise_horizon)
     attacked = _attacked_pool(config, x_train, y_train, attack_source)
     x_train = x_train * (hi - lo) + lo
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
@@ -127,6 +130,11 @@ def train_ebm(
             continue
         if config.energy_penalty:
             loss = loss + config.energy_penalty * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        denoise = None
+        if config.denoise_weight:  # no extra draws otherwise, so runs without it keep their random stream
+            clean = x_train[torch.randint(len(x_train), (config.batch_size,), generator=gen)].to(device)
+            denoise = denoising_loss(model, clean, config.denoise_noise, config.denoise_horizon * sampler.config.drift_at(0), gen)
+            loss = loss + config.denoise_weight * denoise
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))
@@ -143,6 +151,8 @@ def train_ebm(
                 "gap": gap, "grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"],
                 "elapsed_s": round(time.perf_counter() - t0, 1),
             }
+            if denoise is not None:
+                rec["denoise"] = denoise.item()
             log.write(json.dumps(rec) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{rec['loss']:+.3f}", gap=f"{rec['gap']:+.3f}", gnorm=f"{rec['grad_norm']:.2f}")
