@@ -61,9 +61,14 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(runs) > 1:
                 combined.append(_combined_row(runs, [pooled[attack]], f"{attack} pooled over {len(runs)} runs"))
         if len(by_attack) > 1:
-            name = "min over " + " / ".join(attack.split(" (")[0] for attack in by_attack) + " (per image)"
-            combined.append(_combined_row(group, list(pooled.values()), name))
+            combined.append(_combined_row(group, list(pooled.values()), "min over " + " / ".join(_short_names(list(by_attack))) + " (per image)"))
     return combined
+
+
+def _short_names(attacks: list[str]) -> list[str]:
+    """Attack names without their budgets, except where two attacks share a name: those keep their steps and restarts."""
+    names = [a.split(" (")[0] for a in attacks]
+    return [n if names.count(n) == 1 else a.split(", ")[0] + ")" for n, a in zip(names, attacks, strict=True)]
 
 
 def _pool(runs: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:

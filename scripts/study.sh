@@ -132,3 +132,17 @@ ebm-purify evaluate "${anneal[@]}" "${b50[@]}" --natural-from results/mnist-stud
 ebm-purify evaluate "${fnoised[@]}" "${b50[@]}" --natural-from $F/noised-transfer-linf --out $F/noised-bpda50-linf
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+
+# 7. Session 6 (MNIST eps 0.3): the training runs and tuning probes (stabilised continuation, width-32 noised fine-tune, the
+#    denoising term) are in results/mnist-tuning-session6/README.md; none beat mnist-noised there, so none reached the report
+#    slice. Their training commands:
+#      ebm-purify train-ebm --config configs/mnist-ebm-noised-stable.toml --out runs/stable/ebm --threads 1 --no-progress --data-dir ../shared/data
+#      ebm-purify train-ebm --config configs/mnist-ebm-w32-noised.toml --out runs/w32-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
+#      ebm-purify train-ebm --config configs/mnist-ebm-noised-denoise.toml --out runs/denoise-h3/ebm --threads 1 --no-progress --data-dir ../shared/data
+#    A larger attack budget for the main MNIST row (the annealed chain): the adaptive attack on report images 1050-1099 (the
+#    table pools it with the first 50), and BPDA+EOT with 2 restarts on the first 100.
+ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
+  --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-adaptive-linf-1050
+ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
+  --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf
+ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null

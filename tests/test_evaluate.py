@@ -134,6 +134,12 @@ def test_the_table_pools_runs_of_one_attack_on_disjoint_images(cli, model_dir: P
     records = {(name, x["index"]): all(x["worst_correct"].values()) for name in ("b", "t0", "t2")
                for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines()) if x["eps"] == 0.3}
     assert low["robust_worst"]["correct"] == sum(records[("b", i)] and records[("t0" if i < 2 else "t2", i)] for i in range(4))
+    # two budgets of one attack are two attacks, named with their budgets in the minimum
+    assert cli(*base, "--attack", "bpda-eot", "--eot", "1", "--attack-steps", "1", "--out", tmp_path / "b1")[0] == 0
+    code, _, err = cli("evaluate", "table", tmp_path / "b", tmp_path / "b1", tmp_path / "t0", "--out", tmp_path / "table")
+    assert code == 0, err
+    names = {r["attack"] for r in json.loads((tmp_path / "table.json").read_text()) if r["attack"].startswith("min over")}
+    assert names == {"min over bpda-eot (2 steps x 1 restart) / bpda-eot (1 steps x 1 restart) / transfer (per image)"}
 
 
 def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
