@@ -146,3 +146,9 @@ ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" "${common[@]}" 
 ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
+#    The same two for the Fashion-MNIST row (fashion-mnist-noised, K = 100)
+ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
+  --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1050
+ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
+  --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf
+ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
