@@ -7,12 +7,13 @@ Langevin steps (:mod:`purifier.langevin`) to get negatives, and minimises
 
     L(theta) = mean E(x_data + n) - mean E(x_neg)   [+ alpha * mean(E_data^2 + E_neg^2)]   [+ w * L_denoise]
 
-with Adam (linear warm-up, cosine decay); L_denoise (``denoise_weight`` w > 0) is the denoising term of
-:mod:`purifier.training.denoising`, asking the chain's drift at noised training images to undo the noise. The negatives return to the bank. With
-``rejuvenation_attack`` set, a fraction of the rejuvenated states restart instead at Linf PGD
-examples of the first ``images`` training images against a fixed classifier (made once, before
-training, by the caller's :data:`~purifier.training.attack_starts.AttackSource`), so the energy
-also learns to lead attacked images back to the data, which is what purification asks of it.
+with Adam (linear warm-up, cosine decay); L_denoise (``denoise_weight`` w > 0) is the denoising term
+of :mod:`purifier.training.denoising`, asking the chain's drift at noised training images to undo the
+noise. The negatives return to the bank. With ``rejuvenation_attack`` set, a fraction of the
+rejuvenated states restart instead at Linf PGD examples of the first ``images`` training images
+against a fixed classifier (made once, before training, by the caller's
+:data:`~purifier.training.attack_starts.AttackSource`), so the energy also learns to lead attacked
+images back to the data, which is what purification asks of it.
 
 Chains started at data that stay on the data manifold for hundreds to thousands of steps are what
 purification needs; the sample grids written during training (bank states; chains started at test images,
