@@ -40,8 +40,8 @@ class EBMTrainConfig:
     grad_clip: float | None = None
     energy_penalty: float = 0.0        # alpha * mean(E_pos^2 + E_neg^2)
     denoise_weight: float = 0.0        # weight of the denoising term (purifier.training.denoising); 0 = off
-    denoise_noise: list[float] = field(default_factory=lambda: [0.3, 0.6])  # its sigmas (EBM range)
-    denoise_horizon: float = 30.0      # chain steps (at step_size, temperature) whose drift should undo the noise
+    denoise_noise: list[float] = field(default_factory=lambda: [0.3, 0.6, 1.0])  # its sigmas (EBM range)
+    denoise_horizon: float = 3.0       # chain steps (at step_size, temperature) whose drift should undo the noise
     divergence_gap: float | None = None  # |E_neg - E_pos| above this (or a non-finite loss) counts as divergence
     max_rollbacks: int = 3             # on divergence: back to the last checkpoint with the learning rate scaled, at most this often
     rollback_lr_factor: float = 0.5
