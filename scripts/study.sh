@@ -139,6 +139,7 @@ ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 #      ebm-purify train-ebm --config configs/mnist-ebm-noised-stable.toml --out runs/stable/ebm --threads 1 --no-progress --data-dir ../shared/data
 #      ebm-purify train-ebm --config configs/mnist-ebm-w32-noised.toml --out runs/w32-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
 #      ebm-purify train-ebm --config configs/mnist-ebm-noised-denoise.toml --out runs/denoise-h3/ebm --threads 1 --no-progress --data-dir ../shared/data
+#      ebm-purify train-ebm --config configs/mnist-ebm-noised-bank2000.toml --out runs/bank2000/ebm --threads 1 --no-progress --data-dir ../shared/data
 #    A larger attack budget for the main MNIST row (the annealed chain): the adaptive attack on report images 1050-1099 (the
 #    table pools it with the first 50), and BPDA+EOT with 2 restarts on the first 100.
 ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
