@@ -52,10 +52,11 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in group:
             by_attack[r["attack"]].append(r)
-        if len(by_attack) < 2 and len(group) < 2:
+        if len(group) < 2:  # one run: nothing to pool or take the minimum over
             continue
         for r in group:
-            records.setdefault(r["folder"], _results(Path(r["folder"])))
+            if r["folder"] not in records:
+                records[r["folder"]] = _results(Path(r["folder"]))
         pooled = {attack: _pool(runs, records) for attack, runs in by_attack.items()}
         for attack, runs in by_attack.items():
             if len(runs) > 1:
