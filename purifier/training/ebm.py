@@ -72,6 +72,7 @@ def train_ebm(
     """Train a midrun EBM; write the EMA model as ``out_dir/ebm.{safetensors,json}`` and return its path.
 
     ``attack_source`` is required when ``config.rejuvenation_attack`` is set."""
+    check_denoising(config.denoise_weight, config.denoise_noise, config.denoise_horizon)
     out = Path(out_dir)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -79,7 +80,6 @@ def train_ebm(
     lo, hi = config.data_range
     x_train, y_train = load_dataset(config.dataset, "train", data_dir)
     x_test, _ = load_dataset(config.dataset, "test", data_dir)
-    check_denoising(config.denoise_weight, config.denoise_noise, config.denoise_horizon)
     attacked = _attacked_pool(config, x_train, y_train, attack_source)
     x_train = x_train * (hi - lo) + lo
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
