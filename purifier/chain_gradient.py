@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from purifier.langevin import LangevinSampler, frozen
+from purifier.langevin import LangevinSampler, frozen, langevin_update
 
 
 def exact_chain(x0: torch.Tensor, sampler: LangevinSampler, streams: Sequence[int], segment: int | None = None) -> torch.Tensor:
@@ -65,7 +65,7 @@ def _step_vjp(sampler: LangevinSampler, x: torch.Tensor, streams: list[int], t: 
         (g,) = torch.autograd.grad(sampler.energy(xg).sum(), xg, create_graph=True)
         if cfg.clamp is not None:
             with torch.no_grad():
-                pre = x - cfg.drift_at(t) * g + cfg.step_size_at(t) * sampler.noise(streams, t, x.shape[1:], x.device)
+                pre = langevin_update(x, g, sampler.noise(streams, t, x.shape[1:], x.device), cfg.drift_at(t), cfg.step_size_at(t))
                 v = v * ((pre >= cfg.clamp[0]) & (pre <= cfg.clamp[1]))
         (hv,) = torch.autograd.grad(g, xg, grad_outputs=v)
     return v - cfg.drift_at(t) * hv

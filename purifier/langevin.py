@@ -133,11 +133,6 @@ class LangevinConfig:
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
 
-    @property
-    def scheduled(self) -> bool:
-        """True when eps or T changes along the chain."""
-        return self.step_size_final is not None or self.temperature_final is not None
-
     def _geometric(self, start: float, final: float | None, step: int) -> float:
         if final is None:
             return start
@@ -170,6 +165,17 @@ class LangevinConfig:
         known = {f.name: d[f.name] for f in fields(cls) if f.name != "clamp" and f.name in d}
         clamp = d.get("clamp")
         return cls(**known, clamp=tuple(clamp) if clamp is not None else None)
+
+
+def langevin_update(
+    x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, drift: float | torch.Tensor, scale: float | torch.Tensor,
+    clamp: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """One Langevin update, ``x - drift * grad + scale * noise``, then the optional clamp; ``drift`` is
+    eps_t^2 / (2 T_t) and ``scale`` eps_t (:meth:`LangevinConfig.drift_at`, :meth:`~LangevinConfig.step_size_at`).
+    The ONNX step graphs trace this function with ``drift`` and ``scale`` as inputs."""
+    x = x - drift * grad + scale * noise
+    return x.clamp(*clamp) if clamp is not None else x
 
 
 @dataclass
@@ -233,10 +239,9 @@ class LangevinSampler:
         return chain_noise(streams, step, shape).to(device)
 
     def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int = 0) -> torch.Tensor:
-        """The Langevin update itself at chain step ``step`` (see the module docstring)."""
+        """The Langevin update at chain step ``step`` (see :func:`langevin_update`)."""
         c = self.config
-        x = x - c.drift_at(step) * grad + c.step_size_at(step) * noise
-        return x.clamp(*c.clamp) if c.clamp is not None else x
+        return langevin_update(x, grad, noise, c.drift_at(step), c.step_size_at(step), c.clamp)
 
     def step(self, x: torch.Tensor, streams: Sequence[int], step: int) -> torch.Tensor:
         """One Langevin step of every chain."""

@@ -30,7 +30,7 @@ from purifier.checkpoint import (
 from purifier.config import cache_dir
 from purifier.errors import CheckpointError, SettingsError
 from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_starts, chain_streams
-from purifier.onnx_export import MANIFEST, export_onnx
+from purifier.onnx_export import FORMAT, MANIFEST, export_onnx
 from purifier.variants import is_variant, read_variant
 
 
@@ -54,13 +54,17 @@ def session(path: Path, providers: Sequence[str] | None = None, threads: int | N
 
 
 def _run_rows(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], rows_axis: dict[str, int], micro_batch: int | None) -> np.ndarray:
-    """Run ``sess`` over the rows of the inputs in fixed-size groups (the last padded)."""
-    n = next(v.shape[rows_axis[k]] for k, v in feeds.items())
+    """Run ``sess`` over the rows of the inputs in fixed-size groups (the last padded); inputs
+    without an entry in ``rows_axis`` are fed whole to every group."""
+    n = next(v.shape[rows_axis[k]] for k, v in feeds.items() if k in rows_axis)
     m = micro_batch or n
     outs = []
     for start in range(0, n, m):
         part = {}
         for k, v in feeds.items():
+            if k not in rows_axis:
+                part[k] = np.ascontiguousarray(v, dtype=np.float32)
+                continue
             chunk = np.take(v, range(start, min(start + m, n)), axis=rows_axis[k])
             if chunk.shape[rows_axis[k]] < m:
                 pad = [(0, 0)] * v.ndim
@@ -80,8 +84,13 @@ class _OnnxSampler(LangevinSampler):
 
     def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int) -> tuple[torch.Tensor, int]:
         k = max(u for u in self.backend.steps_sessions if u <= remaining)
+        cfg = self.config
         noise = torch.stack([self.noise(streams, step + i, x.shape[1:], torch.device("cpu")) for i in range(k)])
-        out = _run_rows(self.backend.steps_sessions[k], {"x": x.numpy(), "noise": noise.numpy()}, {"x": 0, "noise": 1}, self.micro_batch)
+        feeds = {
+            "x": x.numpy(), "noise": noise.numpy(),
+            "drift": np.array([cfg.drift_at(step + i) for i in range(k)]), "scale": np.array([cfg.step_size_at(step + i) for i in range(k)]),
+        }
+        out = _run_rows(self.backend.steps_sessions[k], feeds, {"x": 0, "noise": 1}, self.micro_batch)
         return torch.from_numpy(out), k
 
 
@@ -98,6 +107,11 @@ class OnnxBackend:
         if not (folder / MANIFEST).is_file():
             raise CheckpointError(f"{folder}: no {MANIFEST} (run ebm-purify export-onnx)")
         self.manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise CheckpointError(
+                f"{folder}: an ONNX export of format {self.manifest.get('format')!r}, this ebm-purify reads {FORMAT!r}; "
+                "re-export it with ebm-purify export-onnx"
+            )
         files = self.manifest["files"]
         self.steps_sessions = {int(k.split("_")[1]): session(folder / v, providers, threads) for k, v in files.items() if k.startswith("step_")}
         self.energy_session = session(folder / files["energy"], providers, threads)
@@ -119,13 +133,8 @@ class OnnxBackend:
 
     def _check_built_in(self, config: LangevinConfig) -> None:
         d = self.built_in
-        if config.scheduled:
-            raise SettingsError("the ONNX backend runs constant-step chains (their step size is built in); use the torch backend for schedules")
-        if (config.step_size, config.temperature, config.clamp, config.precision) != (d.step_size, d.temperature, d.clamp, d.precision):
-            raise SettingsError(
-                f"this ONNX export has step size {d.step_size}, temperature {d.temperature}, clamp {d.clamp} and precision {d.precision} built in; "
-                "re-export to change them"
-            )
+        if (config.clamp, config.precision) != (d.clamp, d.precision):
+            raise SettingsError(f"this ONNX export has clamp {d.clamp} and precision {d.precision} built in; re-export to change them")
 
     def purify(self, x: torch.Tensor, config: LangevinConfig, seeds: Sequence[int], hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_built_in(config)
@@ -161,7 +170,7 @@ def load_onnx_export(model: str | Path, unroll: int = 4) -> Path:
     if is_variant(model):  # the export holds the base model; the backend applies the variant's settings
         model = read_variant(model).base
     meta = read_metadata(resolve(model, "ebm"))
-    folder = cache_dir() / "onnx" / f"{meta['weights']['sha256'][:16]}-u{unroll}"
+    folder = cache_dir() / "onnx" / f"{meta['weights']['sha256'][:16]}-u{unroll}-{FORMAT.rsplit('/', 1)[1]}"
     if not (folder / MANIFEST).is_file():
         export_onnx(model, folder, unroll=unroll)
     return folder

@@ -4,9 +4,11 @@
 an FX graph with ``make_fx`` (symbolic batch size, parameters frozen as constants); the tracer's
 ``convolution_backward`` (the input gradient of a convolution) is decomposed into a transposed
 convolution and the activation backwards into elementwise ops, which ONNX has. The graph takes
-``x`` (N, C, H, W) in the EBM's range and ``noise`` (K, N, C, H, W) and returns x after K
-unrolled steps (the step size, temperature and clamp are baked in; the noise is an input, so the
-same seeds give the same results as the torch backend). A JSON manifest records the rest.
+``x`` (N, C, H, W) in the EBM's range, ``noise`` (K, N, C, H, W) and the per-step coefficients
+``drift`` (K,) = eps_t^2 / (2 T_t) and ``scale`` (K,) = eps_t, and returns x after K unrolled
+steps. Step size, temperature and their schedules are therefore chosen at run time; the clamp and
+the precision are baked in. The noise is an input, so the same seeds give the same results as the
+torch backend. A JSON manifest records the rest.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from torch._decomp import get_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from purifier.checkpoint import load_checkpoint, resolve
-from purifier.errors import CheckpointError, SettingsError
-from purifier.langevin import LangevinSampler
+from purifier.errors import CheckpointError
+from purifier.langevin import LangevinSampler, langevin_update
 from purifier.purifier import Purifier
 
 aten = torch.ops.aten
 OPSET = 18
 MANIFEST = "manifest.json"
+FORMAT = "ebm-purify-onnx/2"  # /1 graphs had the step size and temperature built in
 
 
 def _conv_input_grad(grad_out, inp, weight, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask):
@@ -45,10 +48,11 @@ def _decompositions() -> dict[Any, Any]:
     return table
 
 
-def _export(fn: Any, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str], batch_axes: tuple[int, ...]) -> None:
+def _export(fn: Any, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str], batch_axes: tuple[int | None, ...]) -> None:
+    """Trace ``fn`` and write it to ``path``; ``batch_axes`` gives each input's batch axis (None: no batch axis)."""
     gm = make_fx(fn, decomposition_table=_decompositions(), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
     batch = torch.export.Dim("batch", min=1, max=65536)
-    dynamic = tuple({axis: batch} for axis in batch_axes)
+    dynamic = tuple({axis: batch} if axis is not None else {} for axis in batch_axes)
     torch.onnx.export(gm, example, str(path), dynamo=True, dynamic_shapes=dynamic, input_names=inputs, output_names=outputs,
                       opset_version=OPSET, verbose=False)
 
@@ -61,8 +65,6 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     purifier = Purifier.load(model)
-    if purifier.defaults.scheduled:
-        raise SettingsError(f"{model}: a step-size or temperature schedule cannot be exported (ONNX steps have them built in); export the constant-step model")
     energy = purifier.energy
     sampler = LangevinSampler(energy, purifier.defaults, micro_batch=None)
     shape = purifier.image_shape or (1, 28, 28)
@@ -70,16 +72,17 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
     batch = next(b for b in (5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41) if b not in (*shape, unroll))
     x = torch.rand(batch, *shape) * 2 - 1
 
-    def steps(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def steps(x: torch.Tensor, noise: torch.Tensor, drift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         for k in range(noise.shape[0]):
             _, g = sampler.energy_and_grad(x)
-            x = sampler.update(x, g, noise[k])
+            x = langevin_update(x, g, noise[k], drift[k], scale[k], purifier.defaults.clamp)
         return x
 
     files: dict[str, str] = {}
     for k in sorted({1, unroll}):
         name = f"langevin_step_{k}.onnx"
-        _export(steps, (x, torch.randn(k, *x.shape)), out / name, ["x", "noise"], ["x_next"], (0, 1))
+        example = (x, torch.randn(k, *x.shape), torch.rand(k), torch.rand(k))
+        _export(steps, example, out / name, ["x", "noise", "drift", "scale"], ["x_next"], (0, 1, None, None))
         files[f"step_{k}"] = name
     _export(lambda x: energy(x), (x,), out / "energy.onnx", ["x"], ["energy"], (0,))
     files["energy"] = "energy.onnx"
@@ -87,8 +90,9 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
     if clf_meta is not None:
         files["classifier"] = "classifier.onnx"
     manifest = {
-        "format": "ebm-purify-onnx/1", "opset": OPSET, "files": files, "unroll": unroll,
-        "inputs": {"x": ["batch", *shape], "noise": ["steps", "batch", *shape]}, "outputs": {"x_next": ["batch", *shape], "energy": ["batch"]},
+        "format": FORMAT, "opset": OPSET, "files": files, "unroll": unroll,
+        "inputs": {"x": ["batch", *shape], "noise": ["steps", "batch", *shape], "drift": ["steps"], "scale": ["steps"]},
+        "outputs": {"x_next": ["batch", *shape], "energy": ["batch"]},
         "image_shape": list(shape), "data_range": list(purifier.data_range), "langevin": purifier.defaults.to_dict(),
         "dataset": purifier.metadata.get("dataset"), "source_sha256": purifier.metadata.get("weights", {}).get("sha256"),
         "classifier": clf_meta,

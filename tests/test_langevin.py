@@ -65,8 +65,8 @@ def test_step_size_schedule_anneals_geometrically_and_defaults_to_constant() -> 
 
 def test_temperature_schedule_scales_the_drift_only() -> None:
     cfg = LangevinConfig(steps=3, step_size=0.2, temperature=0.5, temperature_final=0.125)
-    assert [cfg.temperature_at(t) for t in range(4)] == [0.5, 0.25, 0.125, 0.125] and cfg.scheduled
-    assert cfg.drift_at(1) == 0.2**2 / (2 * 0.25) and cfg.step_size_at(2) == 0.2 and not LangevinConfig().scheduled
+    assert [cfg.temperature_at(t) for t in range(4)] == [0.5, 0.25, 0.125, 0.125]
+    assert cfg.drift_at(1) == 0.2**2 / (2 * 0.25) and cfg.step_size_at(2) == 0.2
     sampler = LangevinSampler(Quadratic(0.3), cfg)
     x, streams = torch.tensor([[[[1.0, -2.0]]]]), chain_streams([7], 1)
     expected = x

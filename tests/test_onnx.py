@@ -1,9 +1,11 @@
 """ONNX export and the onnxruntime backend: parity with torch for the same noise (batch sizes 1
-and 7, every shipped model and a fixture), a user's ONNX classifier in evaluate and the service."""
+and 7, every shipped model and a fixture; step sizes, temperatures and schedules chosen at run
+time), a user's ONNX classifier in evaluate and the service."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,11 @@ from fastapi.testclient import TestClient
 
 from purifier.backends import TorchBackend, load_backend
 from purifier.checkpoint import load_classifier
+from purifier.errors import CheckpointError
 from purifier.onnx_backend import OnnxBackend
 from purifier.onnx_export import export_onnx
 from purifier.purifier import Purifier
+from purifier.variants import read_variant
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.conftest import make_model_folder
@@ -70,24 +74,35 @@ def test_a_variant_runs_on_both_backends_alike(export: Path, fixture_model: Path
     tb, ob = load_backend(str(variant)), load_backend(str(variant), backend="onnx")
     assert tb.defaults.init_noise == ob.defaults.init_noise == 0.25 and ob.defaults.steps == 7
     _parity(tb, ob)
-    variant.write_text(f'model = "{fixture_model}"\n[langevin]\nstep_size = 0.5\n')
-    with pytest.raises(Exception, match="re-export"):
-        load_backend(str(variant), backend="onnx")
-    variant.write_text(f'model = "{fixture_model}"\n[langevin]\nstep_size_final = 0.001\n')
-    assert load_backend(str(variant)).defaults.step_size_final == 0.001  # torch runs schedules
-    with pytest.raises(Exception, match="schedules"):
-        load_backend(str(variant), backend="onnx")
-    with pytest.raises(Exception, match="cannot be exported"):
-        export_onnx(str(variant), tmp_path / "scheduled")
-    variant.write_text(f'model = "{fixture_model}"\n[langevin]\ntemperature_final = 0.001\n')
-    with pytest.raises(Exception, match="schedules"):
-        load_backend(str(variant), backend="onnx")
+
+
+@pytest.mark.parametrize(
+    "langevin",
+    ["step_size = 0.05\ntemperature = 0.02", "step_size_final = 0.001", "temperature_final = 0.001", "step_size_final = 0.001\ntemperature_final = 0.5"],
+)
+def test_step_sizes_temperatures_and_schedules_run_on_one_export(export: Path, fixture_model: Path, tmp_path: Path, langevin: str) -> None:
+    """The step graphs take the per-step drift and noise scale as inputs: one export serves any of them."""
+    variant = tmp_path / "scheduled.toml"
+    variant.write_text(f'model = "{fixture_model}"\n[langevin]\n{langevin}\n')
+    tb, ob = load_backend(str(variant)), OnnxBackend(export, langevin=read_variant(variant).langevin)
+    assert tb.defaults == ob.defaults and tb.defaults != Purifier.load(fixture_model).defaults
+    _parity(tb, ob)
 
 
 def test_onnx_refuses_settings_baked_into_the_graph(export: Path) -> None:
     ob = OnnxBackend(export)
-    with pytest.raises(Exception, match="re-export"):
-        ob.purify(torch.rand(1, 1, 28, 28), ob.defaults.updated(step_size=0.5), [0])
+    for change in ({"clamp": (-1.0, 1.0)}, {"precision": "bfloat16"}):
+        with pytest.raises(Exception, match="re-export"):
+            ob.purify(torch.rand(1, 1, 28, 28), ob.defaults.updated(**change), [0])
+
+
+def test_an_export_of_the_old_format_is_refused_with_advice(export: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(export, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format": "ebm-purify-onnx/1"}))
+    with pytest.raises(CheckpointError, match="re-export it with ebm-purify export-onnx"):
+        OnnxBackend(old)
 
 
 def test_user_onnx_classifier_in_evaluate(cli, fixture_model: Path, export: Path, tmp_path: Path, data_dir: Path) -> None:
