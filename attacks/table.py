@@ -3,8 +3,13 @@ with the defense, the attack and its budget, clean and robust accuracy (Wilson 9
 the cost per image, as the README's results section shows them (``ebm-purify evaluate table
 DIR...``). Where several attacks hit the same defended pipeline at the same radius, a further row
 takes the per-image minimum: an image counts as robust only if every attack left it correct
-(worst case), over the images all of those attacks saw; runs of one attack on different images (or
-repeated on the same ones) are pooled into one row first."""
+(worst case), over the images that every kind of attack saw (runs of one kind, at any budget,
+count together, so an image may have faced several budgets of one attack); runs of one attack on
+different images (or repeated on the same ones) are also pooled into a row of their own.
+
+:func:`pareto_rows` condenses the table into the issue's Pareto view: per data set, norm and radius,
+one row per defended pipeline with its strongest evaluation, the cost of one defended prediction
+and whether another pipeline beats it on robustness, clean accuracy and cost at once."""
 
 from __future__ import annotations
 
@@ -31,45 +36,53 @@ def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
                 rows.append({
                     "folder": str(folder), "model": s["model"], "dataset": models.get("dataset"), "classifier": s["classifier"] or f"{s['model']}:classifier",
                     "defense": _defense(s, models.get("defense", {}), key), "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
-                    "setting": key, "clean": entry["defended_natural"][key],
+                    "setting": key, "precision": models.get("defense", {}).get("precision"), "clean": entry["defended_natural"][key],
                     "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
                     "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
+                    "attack_kinds": [attack_kind(_attack(s))],
                 })
     return rows + min_over_attacks(rows)
 
 
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-image minimum over the attacks that hit one defended pipeline (model reference, classifier,
-    defense, setting) at one norm and radius: robust only if every attack left the image correct, over
-    the images every attack saw. Runs of the same attack are pooled first (the union of their images;
-    an image two of them saw is robust only if both left it correct), and a pooled run gets a row of
-    its own, so an attack spread over disjoint image ranges reads as one."""
+    defense, setting) at one norm and radius: robust only if every run that saw the image left it
+    correct, over the images that every kind of attack (transfer, bpda-eot, adaptive, ...) saw. Runs
+    of one kind are pooled first, whatever their budgets (the union of their images; an image two of
+    them saw is robust only if both left it correct). Runs of one attack at one budget also get a
+    pooled row of their own, so an attack spread over disjoint image ranges reads as one."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
     combined, records = [], {}  # each run's per-image records, read once however many groups it is in
     for group in groups.values():
-        by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in group:
-            by_attack[r["attack"]].append(r)
         if len(group) < 2:  # one run: nothing to pool or take the minimum over
             continue
         for r in group:
             if r["folder"] not in records:
                 records[r["folder"]] = _results(Path(r["folder"]))
-        pooled = {attack: _pool(runs, records) for attack, runs in by_attack.items()}
-        for attack, runs in by_attack.items():
+        for attack, runs in _by(group, lambda r: r["attack"]).items():
             if len(runs) > 1:
-                combined.append(_combined_row(runs, [pooled[attack]], f"{attack} pooled over {len(runs)} runs"))
-        if len(by_attack) > 1:
-            combined.append(_combined_row(group, list(pooled.values()), "min over " + " / ".join(_short_names(list(by_attack))) + " (per image)"))
+                pooled = _combined_row(runs, [_pool(runs, records)], f"{attack} pooled over {len(runs)} runs")
+                combined.append({**pooled, "attack_kinds": [attack_kind(attack)]})
+        kinds = _by(group, lambda r: attack_kind(r["attack"]))
+        if len(kinds) > 1:
+            names = [kind + (f" ({n} budgets)" if (n := len({r["attack"] for r in runs})) > 1 else "") for kind, runs in kinds.items()]
+            name = "min over " + " / ".join(names) + " (per image)"
+            combined.append({**_combined_row(group, [_pool(runs, records) for runs in kinds.values()], name), "attack_kinds": list(kinds)})
     return combined
 
 
-def _short_names(attacks: list[str]) -> list[str]:
-    """Attack names without their budgets, except where two attacks share a name: those keep their steps and restarts."""
-    names = [a.split(" (")[0] for a in attacks]
-    return [n if names.count(n) == 1 else a.split(", ")[0] + ")" for n, a in zip(names, attacks, strict=True)]
+def attack_kind(attack: str) -> str:
+    """An attack's name without its budget: ``bpda-eot (20 steps x 2 restarts, ...)`` -> ``bpda-eot``."""
+    return attack.split(" (")[0]
+
+
+def _by(rows: list[dict[str, Any]], key: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[key(r)].append(r)
+    return out
 
 
 def _pool(runs: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
@@ -87,7 +100,7 @@ def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[
     common = sorted(set.intersection(*(set(images) for images in attacks)))
     seen = [[x for images in attacks for x in images[i]] for i in common]  # every record of every attack, per common image
     return {
-        **{k: runs[0][k] for k in ("model", "dataset", "classifier", "defense", "norm", "eps", "setting")},
+        **{k: runs[0][k] for k in ("model", "dataset", "classifier", "defense", "norm", "eps", "setting", "precision")},
         "folder": ", ".join(r["folder"] for r in runs), "n": len(common), "attack": name,
         "clean": rate([xs[0]["natural"][setting] == xs[0]["label"] for xs in seen]), "robust_final": None,
         "robust_worst": rate([all(x["worst_correct"][setting] for x in xs) for xs in seen]),
@@ -144,3 +157,65 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
                      f"| {_pct(r['clean'])} | {_pct(r['robust_final'])} | {_pct(r['robust_worst'])} "
                      f"| {r['grad_evals_per_image']} | {r['seconds_per_image']} |")
     return "\n".join(lines) + "\n"
+
+
+# classifier forwards of one defended prediction with R copies, for defenses without energy gradients
+_FORWARDS = {"none": lambda r: 1, "binarize": lambda r: 1, "noise-median": lambda r: r}
+
+
+def pareto_rows(rows: list[dict[str, Any]], rates: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Per (data set, norm, radius): one row per defended pipeline, its strongest evaluation (the row
+    covering the most kinds of attack, then the most images), the cost of one defended prediction
+    (energy gradients K x R and classifier forwards; seconds when ``rates`` gives image-steps per second
+    by precision) and ``frontier``: no other pipeline there is at least as robust, as accurate on clean
+    images and as cheap, and better in one of them (point estimates; the rows say on how many images)."""
+    best: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r["attack"] == "none" or r["robust_worst"] is None:
+            continue
+        key = (r["dataset"], r["norm"], r["eps"], r["model"], r["classifier"], r["defense"], r["setting"])
+        rank = (len(r["attack_kinds"]), r["n"], -r["robust_worst"]["accuracy"])
+        if key not in best or rank > best[key]["_rank"]:
+            best[key] = {**r, "_rank": rank}
+    out = []
+    for r in best.values():
+        k, reps = (int(v) for v in r["setting"].split("x"))
+        gradients = k * reps if r["defense"].startswith("ebm") else 0
+        forwards = reps if r["defense"].startswith("ebm") else _FORWARDS.get(r["defense"], lambda r: 1)(reps)
+        rate = (rates or {}).get(r["precision"] or "float32")
+        out.append({
+            **{f: r[f] for f in ("dataset", "norm", "eps", "model", "classifier", "defense", "setting", "n", "clean", "robust_worst", "attack", "folder")},
+            "attack_kinds": r["attack_kinds"], "energy_gradients": gradients, "classifier_forwards": forwards,
+            "seconds_per_prediction": round(gradients / rate, 4) if rate and gradients else (0.0 if rate else None),
+        })
+    for r in out:
+        r["frontier"] = not any(_dominates(o, r) for o in out if o is not r and (o["dataset"], o["norm"], o["eps"]) == (r["dataset"], r["norm"], r["eps"]))
+    return sorted(out, key=lambda r: (r["dataset"], r["norm"], r["eps"], r["energy_gradients"], r["classifier_forwards"], -r["robust_worst"]["accuracy"]))
+
+
+def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    ge = (a["robust_worst"]["accuracy"], a["clean"]["accuracy"], -a["energy_gradients"], -a["classifier_forwards"])
+    le = (b["robust_worst"]["accuracy"], b["clean"]["accuracy"], -b["energy_gradients"], -b["classifier_forwards"])
+    return all(x >= y for x, y in zip(ge, le, strict=True)) and ge != le
+
+
+def markdown_pareto(rows: list[dict[str, Any]]) -> str:
+    head = ("| data set | norm | eps | defense | classifier | energy gradients / prediction | classifier forwards | s / prediction | clean % "
+            "| robust % (worst case, min over the attacks) | attacks | images | frontier |")
+    lines = [head, "|" + "---|" * 13]
+    for r in rows:
+        seconds = "-" if r["seconds_per_prediction"] is None else f"{r['seconds_per_prediction']:g}"
+        lines.append(f"| {r['dataset']} | {r['norm']} | {r['eps']:g} | {r['defense']} | {r['classifier']} | {r['energy_gradients']} "
+                     f"| {r['classifier_forwards']} | {seconds} | {_pct(r['clean'])} | {_pct(r['robust_worst'])} "
+                     f"| {' / '.join(r['attack_kinds'])} | {r['n']} | {'**yes**' if r['frontier'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def purify_rates(bench_json: Path, batch: int = 64) -> dict[str, float]:
+    """Image-steps per second of the purifier by precision at ``batch``, from ``bench/purify_speed.py``'s JSON."""
+    try:
+        data = json.loads(Path(bench_json).read_text())
+        row = next(r for r in data["rows"] if r["batch"] == batch)
+        return {"float32": float(row["purifier"]["image_steps_per_s"]), "bfloat16": float(row["purifier_bf16"]["image_steps_per_s"])}
+    except (OSError, json.JSONDecodeError, KeyError, StopIteration) as err:
+        raise SettingsError(f"{bench_json}: not a purify_speed result with batch {batch} ({type(err).__name__})") from None

@@ -95,7 +95,7 @@ def test_shards_merge_into_the_unsharded_report(cli, model_dir: Path, tmp_path: 
     # the two runs of one attack on the same images pool into a row that equals either (the attack is seeded)
     assert [r["attack"].endswith("pooled over 2 runs") and r["n"] == 4 and r["robust_worst"] == a["robust_worst"]
             for a, r in zip(rows[:2], rows[4:], strict=True)] == [True, True]
-    assert (tmp_path / "table.md").read_text() == stdout
+    assert (tmp_path / "table.md").read_text() + "\n" + (tmp_path / "table-pareto.md").read_text() == stdout
     code, _, err = cli("evaluate", "table", tmp_path / "nowhere")
     assert code == 2 and "no report.json" in err
 
@@ -139,7 +139,56 @@ def test_the_table_pools_runs_of_one_attack_on_disjoint_images(cli, model_dir: P
     code, _, err = cli("evaluate", "table", tmp_path / "b", tmp_path / "b1", tmp_path / "t0", "--out", tmp_path / "table")
     assert code == 0, err
     names = {r["attack"] for r in json.loads((tmp_path / "table.json").read_text()) if r["attack"].startswith("min over")}
-    assert names == {"min over bpda-eot (2 steps x 1 restart) / bpda-eot (1 steps x 1 restart) / transfer (per image)"}
+    assert names == {"min over bpda-eot (2 budgets) / transfer (per image)"}
+
+
+def test_the_minimum_covers_every_image_each_kind_of_attack_saw_at_any_budget(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """A stronger budget on all images and a weaker one on some: every image counts, each against every run that saw it."""
+    base = ("evaluate", "--model", model_dir, *TINY, "--eps-list", "0.3", "--data-dir", data_dir)
+    assert cli(*base, "--attack", "transfer", "--out", tmp_path / "t")[0] == 0  # images 0-3
+    assert cli(*base, "--attack", "bpda-eot", "--out", tmp_path / "b")[0] == 0  # images 0-3, 2 steps
+    assert cli(*base, "--attack", "bpda-eot", "--attack-steps", "1", "--n", "2", "--out", tmp_path / "b1")[0] == 0  # images 0-1, 1 step
+    code, _, err = cli("evaluate", "table", tmp_path / "t", tmp_path / "b", tmp_path / "b1", "--out", tmp_path / "table")
+    assert code == 0, err
+    low = next(r for r in json.loads((tmp_path / "table.json").read_text()) if r["attack"].startswith("min over"))
+    assert low["n"] == 4 and low["attack_kinds"] == ["transfer", "bpda-eot"]
+    ok = {(name, x["index"]): all(x["worst_correct"].values()) for name in ("t", "b", "b1")
+          for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines())}
+    assert low["robust_worst"]["correct"] == sum(ok[("t", i)] and ok[("b", i)] and ok.get(("b1", i), True) for i in range(4))
+
+
+def _row(defense: str, setting: str, robust: float, clean: float, kinds: list[str], n: int = 100, eps: float = 0.3) -> dict:
+    return {"dataset": "mnist", "norm": "linf", "eps": eps, "model": "m", "classifier": "c", "defense": defense, "setting": setting,
+            "precision": "float32", "n": n, "clean": {"accuracy": clean, "ci95": [0, 1]}, "robust_worst": {"accuracy": robust, "ci95": [0, 1]},
+            "attack": " / ".join(kinds), "attack_kinds": kinds, "folder": "f"}
+
+
+def test_the_pareto_view_keeps_each_pipelines_strongest_evaluation_and_marks_the_frontier(tmp_path: Path) -> None:
+    from attacks.table import markdown_pareto, pareto_rows, purify_rates
+    from purifier.errors import SettingsError
+
+    rows = [
+        _row("ebm K=100 R=8", "100x8", 0.70, 0.98, ["transfer"], n=500),                    # weaker coverage: not the pipeline's row
+        _row("ebm K=100 R=8", "100x8", 0.50, 0.98, ["transfer", "bpda-eot", "adaptive"]),  # its strongest evaluation
+        _row("ebm K=200 R=8", "200x8", 0.45, 0.97, ["transfer", "bpda-eot", "adaptive"]),  # beaten on every count by K=100
+        _row("ebm K=500 R=8", "500x8", 0.60, 0.96, ["transfer", "bpda-eot", "adaptive"]),  # dearer but more robust: on the frontier
+        _row("binarize", "0x8", 0.80, 0.95, ["bpda-eot"]),                                  # free and most robust
+        _row("noise-median", "0x8", 0.10, 0.95, ["bpda-eot"]),
+        _row("binarize", "0x8", 0.90, 0.95, ["bpda-eot"], eps=0.1),                          # another radius, another frontier
+        {**_row("ebm K=100 R=8", "100x8", 0.0, 0.98, ["none"]), "attack": "none", "robust_worst": None},  # clean-only runs are skipped
+    ]
+    bench = tmp_path / "speed.json"
+    bench.write_text(json.dumps({"rows": [{"batch": 64, "purifier": {"image_steps_per_s": 4000.0}, "purifier_bf16": {"image_steps_per_s": 8000.0}}]}))
+    pareto = pareto_rows(rows, purify_rates(bench))
+    by = {(r["eps"], r["defense"]): r for r in pareto}
+    assert len(pareto) == 6 and by[(0.3, "ebm K=100 R=8")]["robust_worst"]["accuracy"] == 0.50
+    assert by[(0.3, "ebm K=100 R=8")]["energy_gradients"] == 800 and by[(0.3, "ebm K=100 R=8")]["seconds_per_prediction"] == 0.2
+    assert by[(0.3, "noise-median")]["classifier_forwards"] == 8 and by[(0.3, "binarize")]["classifier_forwards"] == 1
+    assert {k[1] for k, r in by.items() if r["frontier"] and k[0] == 0.3} == {"binarize", "ebm K=100 R=8", "ebm K=500 R=8"}
+    assert by[(0.1, "binarize")]["frontier"] and "| **yes** |" in markdown_pareto(pareto)
+    bench.write_text("{}")
+    with pytest.raises(SettingsError, match="not a purify_speed result"):
+        purify_rates(bench)
 
 
 def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:

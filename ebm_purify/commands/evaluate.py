@@ -12,7 +12,7 @@ from pathlib import Path
 from attacks.evaluate import evaluate
 from attacks.report import merge
 from attacks.settings import EvalSettings
-from attacks.table import markdown_table, table_rows
+from attacks.table import markdown_pareto, markdown_table, pareto_rows, purify_rates, table_rows
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime
 from purifier.errors import SettingsError
 
@@ -110,15 +110,21 @@ def run_merge(argv: list[str]) -> int:
 def run_table(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="ebm-purify evaluate table", description="one Markdown/JSON results table from evaluation folders")
     p.add_argument("folders", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, help="write FILE.md and FILE.json (default: print only)")
+    p.add_argument("--out", type=Path, help="write FILE.md and FILE.json, and the Pareto view as FILE-pareto.md/.json (default: print only)")
+    p.add_argument("--speed", type=Path, help="bench/purify_speed.py JSON: seconds per defended prediction at its batch-64 rate")
     args = p.parse_args(argv)
     rows = table_rows(args.folders)
-    text = markdown_table(rows)
+    pareto = pareto_rows(rows, purify_rates(args.speed) if args.speed else None)
+    text, pareto_text = markdown_table(rows), markdown_pareto(pareto)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text(text)
         args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+        stem = args.out.with_name(args.out.name + "-pareto")
+        stem.with_suffix(".md").write_text(pareto_text)
+        stem.with_suffix(".json").write_text(json.dumps(pareto, indent=2))
     print(text, end="")
+    print("\n" + pareto_text, end="")
     return 0
 
 
