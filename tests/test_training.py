@@ -95,6 +95,7 @@ def test_divergence_rolls_back_to_the_last_checkpoint_then_stops_with_a_clear_er
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("config", "extra"), [("mnist-classifier", ()), ("mnist-classifier-pgd", ()), ("fashion-mnist-classifier-pgd", ()),
+                                               ("mnist-classifier-shift", ()),
                                                ("mnist-classifier", ("--adversarial", "pgd", "--eps", "0.2", "--pgd-steps", "2"))])
 def test_train_classifier_configs_run(cli, tmp_path: Path, data_dir: Path, config: str, extra: tuple[str, ...]) -> None:
     out = tmp_path / "clf"
@@ -105,6 +106,29 @@ def test_train_classifier_configs_run(cli, tmp_path: Path, data_dir: Path, confi
     assert meta["kind"] == "classifier" and meta["training"]["train_images"] == 256 and 0 <= meta["training"]["clean_test_accuracy"] <= 1
     assert (meta["training"]["adversarial"] is not None) == ("pgd" in config or bool(extra))
     assert "clean test accuracy" in stdout
+
+
+def test_random_shift_translates_each_image_within_the_bound_and_repeats_with_the_seed() -> None:
+    from purifier.training.classifier import random_shift
+
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0  # one bright pixel in the middle of each image
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    where = [divmod(int(i), 9) for i in out.flatten(1).argmax(1)]
+    assert out.sum().item() == 64 and all(2 <= r <= 6 and 2 <= c <= 6 for r, c in where) and len(set(where)) > 10
+    assert torch.equal(out, random_shift(x, 2, torch.Generator().manual_seed(0)))
+    assert random_shift(x, 0, torch.Generator()) is x
+    edge = torch.ones(1, 1, 4, 4)
+    shifted = random_shift(edge.expand(32, 1, 4, 4), 1, torch.Generator().manual_seed(1))
+    assert set(shifted.sum((1, 2, 3)).tolist()) <= {16.0, 12.0, 9.0}  # the uncovered border is 0
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True])
+def test_bad_augment_shift_is_refused(cli, tmp_path: Path, data_dir: Path, value: object) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'dataset = "mnist"\naugment_shift = {str(value).lower()}\n')
+    code, _, err = cli("train-classifier", "--config", config, "--out", tmp_path / "o", "--limit", "16", "--no-progress", "--data-dir", data_dir)
+    assert code == 2 and "augment_shift" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

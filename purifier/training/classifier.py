@@ -3,7 +3,8 @@ https://arxiv.org/abs/1706.06083), the baseline a user would pick instead of pur
 can also see purified copies of the training images (:mod:`purifier.training.purified_data`).
 
 The adversary is injected (``perturb``), so this module needs no attack code of its own: the CLI
-passes the PGD of :mod:`attacks.pgd`. Adam with cosine decay; the full test set is scored at the end.
+passes the PGD of :mod:`attacks.pgd`. Adam with cosine decay, optional random translations
+(``augment_shift``); the full test set is scored at the end.
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / len(x)
 
 
+def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Each image translated by its own (dy, dx), uniform in [-max_shift, max_shift], the uncovered
+    border filled with 0 (the data sets' background); ``gen`` draws the shifts, so runs repeat."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    dy, dx = (torch.randint(0, 2 * max_shift + 1, (n,), generator=gen) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (n, h)
+    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (n, w)
+    out = padded.gather(2, rows[:, None, :, None].expand(n, x.shape[1], h, padded.shape[3]))
+    return out.gather(3, cols[:, None, None, :].expand(n, x.shape[1], h, w))
+
+
 def train_classifier(
     config: ClassifierTrainConfig,
     out_path: str | Path,
@@ -60,6 +75,8 @@ def train_classifier(
     ``config.purified`` has an ``attack``. ``limit`` uses only the first ``limit`` training and
     test images (smoke tests).
     """
+    if not isinstance(config.augment_shift, int) or isinstance(config.augment_shift, bool) or config.augment_shift < 0:
+        raise SettingsError(f"augment_shift must be a whole number of pixels >= 0, got {config.augment_shift!r}")
     if config.adversarial and perturb is None:
         raise ValueError("adversarial training needs a perturb function")
     torch.manual_seed(config.seed)
@@ -96,7 +113,7 @@ def train_classifier(
         for b in range(per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x = x_train[idx] if purified is None else mix(x_train, purified, idx, purified_info["fraction"], gen)  # type: ignore[index]
-            x, y = x.to(device), y_train[idx].to(device)
+            x, y = random_shift(x, config.augment_shift, gen).to(device), y_train[idx].to(device)
             if config.adversarial:
                 model.eval()
                 x = perturb(model, x, y, step / total)  # type: ignore[misc]

@@ -64,6 +64,7 @@ class ClassifierTrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_final_fraction: float = 0.05
+    augment_shift: int = 0             # random translations of up to this many pixels (zero fill) per training image; 0 = off
     adversarial: dict[str, Any] | None = None  # {"eps", "steps", "step_size", "norm"} for PGD training
     purified: dict[str, Any] | None = None     # {"model", "fraction", "seed", "attack"}: train on purified copies too
     seed: int = 0
