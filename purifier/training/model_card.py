@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from purifier.checkpoint import read_metadata
 from purifier.config import WEIGHTS_DIR
+from purifier.errors import PurifierError, SettingsError
+from purifier.langevin import LangevinConfig
 
 
 def _tail_stats(log: Path, last: int = 100) -> dict[str, float]:
@@ -44,27 +47,34 @@ def _checkpoint_section(title: str, meta_path: Path, log: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _curve_section(curves: list[dict[str, Any]], chosen: int, reason: str) -> list[str]:
+def chain_label(langevin: dict[str, Any]) -> str:
+    """The step size (and temperature) of a chain, with their schedules: ``eps 0.025 -> 0.00625, T 0.0001``."""
+    eps = f"eps {langevin['step_size']:g}" + (f" -> {langevin['step_size_final']:g}" if langevin.get("step_size_final") else "")
+    temp = f"T {langevin['temperature']:g}" + (f" -> {langevin['temperature_final']:g}" if langevin.get("temperature_final") else "")
+    return f"{eps}, {temp}"
+
+
+def _curve_section(curves: list[dict[str, Any]], langevin: dict[str, Any], reason: str) -> list[str]:
     """One table from curve reports over the same test images (from the same first index) and
-    seeds, merged by K; each row says on how many images it was measured and the clean accuracy
-    of the classifier on those same images."""
+    seeds, merged by K and chain (step size and temperature, with their schedules); each row says on
+    how many images it was measured and the clean accuracy of the classifier on those same images."""
     curve = curves[0]
     lines = ["## Midrun evidence: accuracy after purification", "",
              f"Naturally trained classifier on clean test images (indices from {curve['settings']['offset']}), purified with K Langevin "
              f"steps, one copy (R = 1), seed {curve['settings']['seed']}. *Drop* is against the same images unpurified.", "",
-             "| K | images | accuracy % | 95% interval | clean on those images % | drop (points) |", "|---|---|---|---|---|---|"]
-    rows: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for c in sorted(curves, key=lambda c: -c["by_eps"][0]["n"]):  # prefer the largest measurement of each K
-        entry = c["by_eps"][0]
+             "| K | chain | images | accuracy % | 95% interval | clean on those images % | drop (points) |", "|---|---|---|---|---|---|---|"]
+    rows: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+    for c in sorted(curves, key=lambda c: -c["by_eps"][0]["n"]):  # prefer the largest measurement of each K and chain
+        entry, chain = c["by_eps"][0], chain_label(c["models"]["defense"])
         for key, v in entry["defended_natural"].items():
-            rows.setdefault(int(key.split("x")[0]), (v, entry["bare_natural"]))
-    for k, (v, clean) in sorted(rows.items()):
-        lines.append(f"| {k} | {v['n']} | {100 * v['accuracy']:.1f} | [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] | "
+            rows.setdefault((int(key.split("x")[0]), chain), (v, entry["bare_natural"]))
+    for (k, chain), (v, clean) in sorted(rows.items()):
+        lines.append(f"| {k} | {chain} | {v['n']} | {100 * v['accuracy']:.1f} | [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] | "
                      f"{100 * clean['accuracy']:.1f} | {100 * (clean['accuracy'] - v['accuracy']):+.1f} |")
-    return [*lines, "", f"**Default K = {chosen}.** {reason}", ""]
+    return [*lines, "", f"**Default chain: K = {langevin['steps']}, {chain_label(langevin)}.** {reason}", ""]
 
 
-def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Path], chosen_steps: int, reason: str, notes: str = "") -> Path:
+def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Path], reason: str, notes: str = "") -> Path:
     """Write ``folder/MODEL_CARD.md``; ``runs`` maps role (ebm, classifier, classifier-pgd) to its training output folder."""
     ebm = read_metadata(folder / "ebm.json")
     loads = [f'`Purifier.load("{folder.name}")`'] + [f'`load_classifier("{folder.name}"{role})`' for role, file in (("", "classifier"),
@@ -79,7 +89,7 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Pa
             log = runs[role] / "train_log.jsonl" if role == "ebm" else runs[role].with_suffix(".log.jsonl")
             lines += _checkpoint_section(title, folder / f"{role}.json", log)
     if curve_reports:
-        lines += _curve_section([json.loads(p.read_text()) for p in curve_reports], chosen_steps, reason)
+        lines += _curve_section([json.loads(p.read_text()) for p in curve_reports], ebm["langevin"], reason)
     grids = sorted(p.name for p in folder.glob("*.png"))
     if grids:
         lines += ["## Sample grids", ""] + [f"![{g}]({g})" for g in grids] + [""]
@@ -90,10 +100,15 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Pa
     return path
 
 
-def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None, reason: str, notes: str = "", classifiers_from: str | None = None) -> Path:
+def ship(
+    name: str, runs_dir: Path, curve_reports: list[Path], langevin: dict[str, Any] | None, reason: str, notes: str = "",
+    classifiers_from: str | None = None,
+) -> Path:
     """Copy a run's checkpoints and last sample grids into ``purifier/weights/<name>``, set the
-    default Langevin steps (the EBM metadata changes, its weights do not), and write the card.
-    ``classifiers_from`` names a shipped model whose classifiers this EBM defends (when the run trained none)."""
+    default Langevin settings given in ``langevin`` (steps, step size, schedules...; the EBM metadata
+    changes, its weights do not), and write the card. ``classifiers_from`` names a shipped model
+    whose classifiers this EBM defends (when the run trained none)."""
+    _defaults(read_metadata(runs_dir / "ebm" / "ebm.json")["langevin"], langevin)  # checked before anything is copied
     folder = WEIGHTS_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
     runs = {"ebm": runs_dir / "ebm", "classifier": runs_dir / "classifier", "classifier-pgd": runs_dir / "classifier-pgd"}
@@ -103,8 +118,7 @@ def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None
             for suffix in (".json", ".safetensors"):
                 shutil.copy(stem.with_suffix(suffix), folder / f"{role}{suffix}")
     meta = json.loads((folder / "ebm.json").read_text())
-    if steps is not None:
-        meta["langevin"]["steps"] = steps
+    meta["langevin"] = _defaults(meta["langevin"], langevin)
     if classifiers_from:
         meta["classifiers_from"] = classifiers_from
     (folder / "ebm.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -113,7 +127,17 @@ def ship(name: str, runs_dir: Path, curve_reports: list[Path], steps: int | None
     for src, dst in ((samples[-1] if samples else None, "chains.png"), (banks[-1] if banks else None, "bank.png")):
         if src is not None:
             shutil.copy(src, folder / dst)
-    return write_model_card(folder, runs, curve_reports, int(json.loads((folder / "ebm.json").read_text())["langevin"]["steps"]), reason, notes)
+    return write_model_card(folder, runs, curve_reports, reason, notes)
+
+
+def _defaults(recorded: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
+    """The recorded Langevin defaults with ``changes``, validated."""
+    if unknown := set(changes or {}) - {f.name for f in fields(LangevinConfig)}:
+        raise SettingsError(f"unknown Langevin settings {sorted(unknown)}")
+    try:
+        return LangevinConfig.from_dict({**recorded, **(changes or {})}).to_dict()
+    except TypeError as err:
+        raise SettingsError(f"bad Langevin settings ({err})") from None
 
 
 def main() -> None:
@@ -122,11 +146,26 @@ def main() -> None:
     p.add_argument("--runs", required=True, type=Path, help="the training output folder (ebm/, classifier.*, classifier-pgd.*)")
     p.add_argument("--curve", type=Path, action="append", default=[], help="report.json of `ebm-purify evaluate --attack none --steps-list ...` (repeatable)")
     p.add_argument("--steps", type=int, help="default Langevin steps to record")
+    p.add_argument("--langevin", type=_json_table, default={}, help='other default Langevin settings as JSON, e.g. \'{"step_size_final": 0.00625}\'')
     p.add_argument("--reason", default="", help="why this default")
     p.add_argument("--notes", default="")
     p.add_argument("--classifiers-from", help="shipped model whose classifiers this EBM defends, when the run trained none")
     args = p.parse_args()
-    print(ship(args.name, args.runs, args.curve, args.steps, args.reason, args.notes, args.classifiers_from))
+    langevin = {**args.langevin, **({"steps": args.steps} if args.steps is not None else {})}
+    try:
+        print(ship(args.name, args.runs, args.curve, langevin, args.reason, args.notes, args.classifiers_from))
+    except PurifierError as err:
+        raise SystemExit(f"model_card: {err}") from None
+
+
+def _json_table(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a JSON object of Langevin settings")
+    return value
 
 
 if __name__ == "__main__":
