@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from attacks.pgd import default_step_size
+from purifier.config import DEFAULT_MODEL
 from purifier.errors import SettingsError
 
 
@@ -26,7 +27,7 @@ class AttackName(StrEnum):
 class EvalSettings:
     """One evaluation. Defaults follow Hill et al.'s protocol scaled to a CPU (see the README)."""
 
-    model: str = "mnist"
+    model: str = DEFAULT_MODEL
     classifier: str | None = None          # REF[:ROLE] or a user's .onnx; default: the model's own classifier
     transfer_from: str | None = None       # torch classifier REF[:ROLE] that transfer PGD attacks (default: the evaluated one)
     defense: str = "ebm"                   # ebm | none | a baseline of attacks.baselines

@@ -1,4 +1,4 @@
-"""Where the library looks for things: data, download cache and shipped weights.
+"""Where the library looks for things: data, download cache and shipped weights (and which of them is the default).
 
 The one place the `purifier` package reads its environment:
 - ``EBM_PURIFY_DATA``: folder with the data set files (npz, IDX ``.gz`` or CIFAR batches).
@@ -11,6 +11,10 @@ import os
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+# the shipped model that commands and the service use when none is named: the MNIST point of the
+# defense-strength study's Pareto frontier (README, "Defense strength")
+DEFAULT_MODEL = "mnist-noised"
 
 
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:

@@ -151,6 +151,12 @@ class LangevinConfig:
         """The gradient coefficient eps_t^2 / (2 T_t) at chain step ``step``."""
         return self.step_size_at(step) ** 2 / (2.0 * self.temperature_at(step))
 
+    def chain_label(self) -> str:
+        """Step size and temperature with their schedules, e.g. ``eps 0.025 -> 0.00625, T 0.0001``."""
+        eps = f"eps {self.step_size:g}" + (f" -> {self.step_size_final:g}" if self.step_size_final is not None else "")
+        temp = f"T {self.temperature:g}" + (f" -> {self.temperature_final:g}" if self.temperature_final is not None else "")
+        return f"{eps}, {temp}"
+
     def updated(self, **changes: Any) -> LangevinConfig:
         """A copy with the given fields changed; None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -8,11 +8,13 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from purifier.config import DEFAULT_MODEL
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EBM_PURIFY_", extra="ignore")
 
-    model: str = "mnist"                      # EBM reference (shipped name, folder, checkpoint)
+    model: str = DEFAULT_MODEL                # EBM reference (shipped name, folder, checkpoint)
     classifier: str | None = None             # torch REF[:ROLE], a user's .onnx file, or "none"; default: the model's
     classifier_input_range: tuple[float, float] = (0.0, 1.0)  # range a user's ONNX classifier expects
     backend: Literal["torch", "onnx"] = "torch"

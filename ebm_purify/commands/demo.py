@@ -13,6 +13,7 @@ from attacks.norms import Norm
 from attacks.pgd import PGD
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime
 from purifier.checkpoint import load_checkpoint, resolve
+from purifier.config import DEFAULT_MODEL
 from purifier.data import load_dataset
 from purifier.defense import DefendedClassifier
 from purifier.grids import save_grid
@@ -23,7 +24,7 @@ DEFAULT_EPS = {"mnist": 0.3, "fashion-mnist": 0.1, "cifar10": 8 / 255}
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="attack a few test images, purify them, print bare vs defended predictions")
-    p.add_argument("--model", default="mnist", help="shipped model name or model folder (default mnist)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name, model folder or variant (default {DEFAULT_MODEL})")
     p.add_argument("--n", type=int, default=8, help="test images (default 8)")
     p.add_argument("--eps", type=float, help="Linf PGD radius (default 0.3 MNIST, 0.1 Fashion-MNIST)")
     p.add_argument("--steps", type=int, help="Langevin steps (default: the model's)")
@@ -51,7 +52,7 @@ def run_demo(args: argparse.Namespace) -> int:
         purified = purifier(x_adv, steps=args.steps, seed=args.seed)
     cfg = purifier.config(steps=args.steps, replicates=args.replicates)
     print(f"{dataset}: {args.n} test images, PGD-40 Linf eps={eps:g} on the bare classifier (transfer), "
-          f"defense {cfg.steps} Langevin steps x {cfg.replicates} copies")
+          f"defense {cfg.steps} Langevin steps ({cfg.chain_label()}) x {cfg.replicates} copies")
     print(f"{'image':>5} {'label':>5} {'bare':>5} {'bare@adv':>8} {'defended':>8} {'def@adv':>7}")
     for i in range(args.n):
         print(f"{i:>5} {int(y[i]):>5} {int(bare_clean[i]):>5} {int(bare_adv[i]):>8} {int(def_clean[i]):>8} {int(def_adv[i]):>7}")

@@ -14,6 +14,7 @@ from attacks.report import merge
 from attacks.settings import EvalSettings
 from attacks.table import markdown_pareto, markdown_table, pareto_rows, purify_rates, table_rows
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime
+from purifier.config import DEFAULT_MODEL
 from purifier.errors import SettingsError
 
 
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="attack the defended classifier and report robust accuracy (or: evaluate merge|table DIR...)",
                        description="Robustness evaluation. `ebm-purify evaluate merge DIR... --out DIR` joins shard folders; "
                        "`ebm-purify evaluate table DIR... [--out FILE]` makes one results table.")
-    p.add_argument("--model", default="mnist", help="EBM: shipped name, model folder or checkpoint (default mnist)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"EBM: shipped name, model folder, checkpoint or variant (default {DEFAULT_MODEL})")
     p.add_argument("--classifier", help="classifier REF[:ROLE], e.g. mnist:classifier-pgd (default: the model's classifier)")
     p.add_argument("--transfer-from", help="torch classifier REF[:ROLE] attacked by --attack transfer (default: the evaluated classifier; "
                    "for an ONNX classifier, the model's own)")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from purifier.config import DEFAULT_MODEL
 from service.settings import ServiceSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the purification service (POST /purify, /classify, KServe V2, /metrics)")
-    p.add_argument("--model", help="EBM: shipped name, folder or checkpoint (default mnist)")
+    p.add_argument("--model", help=f"EBM: shipped name, folder or checkpoint (default {DEFAULT_MODEL})")
     p.add_argument("--classifier", help="classifier REF[:ROLE] or 'none' (default: the model's classifier)")
     p.add_argument("--backend", choices=["torch", "onnx"])
     p.add_argument("--host", help="bind address (default 127.0.0.1)")

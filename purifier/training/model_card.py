@@ -47,13 +47,6 @@ def _checkpoint_section(title: str, meta_path: Path, log: Path) -> list[str]:
     return [*lines, ""]
 
 
-def chain_label(langevin: dict[str, Any]) -> str:
-    """The step size (and temperature) of a chain, with their schedules: ``eps 0.025 -> 0.00625, T 0.0001``."""
-    eps = f"eps {langevin['step_size']:g}" + (f" -> {langevin['step_size_final']:g}" if langevin.get("step_size_final") else "")
-    temp = f"T {langevin['temperature']:g}" + (f" -> {langevin['temperature_final']:g}" if langevin.get("temperature_final") else "")
-    return f"{eps}, {temp}"
-
-
 def _curve_section(curves: list[dict[str, Any]], langevin: dict[str, Any], reason: str) -> list[str]:
     """One table from curve reports over the same test images (from the same first index) and
     seeds, merged by K and chain (step size and temperature, with their schedules); each row says on
@@ -65,13 +58,13 @@ def _curve_section(curves: list[dict[str, Any]], langevin: dict[str, Any], reaso
              "| K | chain | images | accuracy % | 95% interval | clean on those images % | drop (points) |", "|---|---|---|---|---|---|---|"]
     rows: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
     for c in sorted(curves, key=lambda c: -c["by_eps"][0]["n"]):  # prefer the largest measurement of each K and chain
-        entry, chain = c["by_eps"][0], chain_label(c["models"]["defense"])
+        entry, chain = c["by_eps"][0], LangevinConfig.from_dict(c["models"]["defense"]).chain_label()
         for key, v in entry["defended_natural"].items():
             rows.setdefault((int(key.split("x")[0]), chain), (v, entry["bare_natural"]))
     for (k, chain), (v, clean) in sorted(rows.items()):
         lines.append(f"| {k} | {chain} | {v['n']} | {100 * v['accuracy']:.1f} | [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] | "
                      f"{100 * clean['accuracy']:.1f} | {100 * (clean['accuracy'] - v['accuracy']):+.1f} |")
-    return [*lines, "", f"**Default chain: K = {langevin['steps']}, {chain_label(langevin)}.** {reason}", ""]
+    return [*lines, "", f"**Default chain: K = {langevin['steps']}, {LangevinConfig.from_dict(langevin).chain_label()}.** {reason}", ""]
 
 
 def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Path], reason: str, notes: str = "") -> Path:
