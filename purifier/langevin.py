@@ -99,8 +99,11 @@ class LangevinConfig:
             AVX512-BF16/AMX; its error is far below the chain's own noise (tests/test_precision.py).
         step_size_final: eps at the last step of a geometric step-size schedule over steps
             0..K-1 (default None: constant ``step_size``). Chains continued past K keep the final eps.
+            A value equal to ``step_size`` is stored as None (how a change on top of a scheduled
+            default asks for a constant chain).
         temperature_final: T at the last step of a geometric temperature schedule over steps 0..K-1
-            (default None: constant ``temperature``); continued chains keep the final T.
+            (default None: constant ``temperature``); continued chains keep the final T. Equal to
+            ``temperature``: None, as for the step size.
     """
 
     steps: int = 500
@@ -132,6 +135,12 @@ class LangevinConfig:
             raise SettingsError(f"init_noise must be >= 0, got {self.init_noise}")
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
+        # a schedule that ends where it starts is no schedule: this is how settings on top of a scheduled default
+        # (a variant, a request) ask for a constant chain
+        if self.step_size_final == self.step_size:
+            object.__setattr__(self, "step_size_final", None)
+        if self.temperature_final == self.temperature:
+            object.__setattr__(self, "temperature_final", None)
 
     def _geometric(self, start: float, final: float | None, step: int) -> float:
         if final is None:

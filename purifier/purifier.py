@@ -155,8 +155,12 @@ class Purifier(nn.Module):
 
     def trajectory(self, x: torch.Tensor, at_steps: Sequence[int], *, replicates: int | None = None, seed: Seeds = 0) -> dict[int, torch.Tensor]:
         """Purified copies after each of ``at_steps`` steps of the same chains (no gradient):
-        ``{K: (N, R, C, H, W)}``, each equal to :meth:`copies` with ``steps=K``, at the cost of the largest K."""
+        ``{K: (N, R, C, H, W)}``, each equal to :meth:`copies` with ``steps=K``, at the cost of the largest K.
+        With a step-size or temperature schedule each K is a chain of its own (the schedule spans its K
+        steps), so the cost is the sum of the K."""
         cfg = self.config(replicates=replicates)
+        if cfg.step_size_final is not None or cfg.temperature_final is not None:
+            return {k: self.run_chains(x, cfg.updated(steps=k), seed)[0] for k in sorted(set(at_steps))}
         n, r = x.shape[0], cfg.replicates
         streams, state = self._chain_starts(x, cfg, seed)
         out, done = {}, 0

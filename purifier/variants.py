@@ -6,7 +6,8 @@ A variant is a TOML file naming a base model and overriding its Langevin default
     model = "mnist"            # shipped name, model folder or checkpoint (relative to this file)
     [langevin]
     init_noise = 0.5           # any LangevinConfig field but clamp: steps, step_size, temperature, replicates, init_noise, precision,
-                               # step_size_final, temperature_final
+                               # step_size_final, temperature_final (equal to step_size / temperature:
+                               # a constant chain, even where the base model's default is a schedule)
 
 ``ebm-purify purify|evaluate|serve|export-onnx --model configs/purify/mnist-noise-0.5.toml`` then
 purifies with the base model's weights and these settings; reports record the variant.

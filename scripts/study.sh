@@ -153,3 +153,39 @@ ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${common[@]}"
 ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+
+# 8. Session 7: the full attack budget on the report slice. BPDA+EOT with 2 restarts and the adaptive attack on images
+#    1100-1499 for the two main rows (pooled with the runs on 1000-1099 above, so every one of the 500 images faced
+#    transfer, BPDA+EOT with restarts and the exact-gradient attack), and at the smaller radii BPDA+EOT with 2 restarts on
+#    all 500 and the adaptive attack on the first 100. Three queues on the two cores (runs/q1.sh, q2.sh, q3.sh as run).
+s7=(--threads 1 --no-progress --data-dir ../shared/data)
+ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
+  --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf-1100
+ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 400 --offset 1100 \
+  --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-adaptive-linf-1100
+ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
+  --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf-1100
+ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 400 --offset 1100 \
+  --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1100
+a=(--model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --natural-from results/mnist-study/anneal-transfer-linf)
+f=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.05 --natural-from $F/noised-transfer-linf)
+ebm-purify evaluate "${a[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --out results/mnist-study/anneal-bpda-eot-r2-linf-eps0.1-0.2
+ebm-purify evaluate "${f[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --out $F/noised-bpda-eot-r2-linf-eps0.05
+ebm-purify evaluate "${a[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out results/mnist-study/anneal-adaptive-linf-eps0.1-0.2
+ebm-purify evaluate "${f[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out $F/noised-adaptive-linf-eps0.05
+#    The tables and their Pareto views (seconds per prediction at the purifier's batch-64 rate in bench/results):
+ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table --speed bench/results/purify_speed.json > /dev/null
+ebm-purify evaluate table $F/*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
+#    mnist-noised's default chain set from the frontier (weights unchanged): the curves its card shows, then the card
+#    (the reason and notes are those on the card; the stage-2 folder holds the shipped ebm.json and ebm.safetensors):
+ebm-purify evaluate --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
+  --n 500 --offset 0 --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-curve   # before the change: K = 200 constant defaults
+#    with a variant file holding the annealed chain in float32 (steps 100, step_size 0.025, step_size_final 0.00625):
+#    ebm-purify evaluate --model runs/ship/mnist-noised-anneal-f32.toml --classifier mnist --attack none --replicates 1 --n 500 --offset 0 \
+#      --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-anneal-curve
+#    python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --classifiers-from mnist \
+#      --curve runs/mnist-noised-curve/report.json --curve runs/mnist-noised-anneal-curve/report.json \
+#      --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32"}' --reason ... --notes ...
+#    Probes of other purifiers (tuning slice; commands and results in their READMEs): experiments/dsm-noise-conditional-ebm/
+#    (score-based purification with a DSM-trained noise-conditional EBM), experiments/linf-box-chain/ (the chain kept in
+#    the Linf ball around the input), experiments/mnist-classifier-shift/ (a stronger natural classifier, clean only).

@@ -63,6 +63,13 @@ def test_step_size_schedule_anneals_geometrically_and_defaults_to_constant() -> 
     assert torch.equal(flat, LangevinSampler(Quadratic(0.3), constant).run(x, streams).x)
 
 
+def test_a_schedule_that_ends_where_it_starts_is_a_constant_chain() -> None:
+    scheduled = LangevinConfig(step_size=0.025, step_size_final=0.00625, temperature_final=5e-5)
+    constant = scheduled.updated(step_size=0.0125, step_size_final=0.0125, temperature_final=1e-4)
+    assert constant.step_size_final is None and constant.temperature_final is None and constant == LangevinConfig(step_size=0.0125)
+    assert constant.chain_label() == "eps 0.0125, T 0.0001" and scheduled.chain_label() == "eps 0.025 -> 0.00625, T 0.0001 -> 5e-05"
+
+
 def test_temperature_schedule_scales_the_drift_only() -> None:
     cfg = LangevinConfig(steps=3, step_size=0.2, temperature=0.5, temperature_final=0.125)
     assert [cfg.temperature_at(t) for t in range(4)] == [0.5, 0.25, 0.125, 0.125]

@@ -104,3 +104,7 @@ def test_trajectory_equals_separate_purifications() -> None:
     traj = p.trajectory(x, [0, 2, 5], replicates=2, seed=[1, 2, 3])
     for k in (0, 2, 5):
         assert torch.equal(traj[k], p.copies(x, steps=k, replicates=2, seed=[1, 2, 3]))
+    p.defaults = p.defaults.updated(step_size_final=p.defaults.step_size / 4)  # a schedule spans each chain's own K steps
+    traj = p.trajectory(x, [2, 5], replicates=2, seed=[1, 2, 3])
+    for k in (2, 5):
+        assert torch.equal(traj[k], p.copies(x, steps=k, replicates=2, seed=[1, 2, 3]))
