@@ -123,6 +123,8 @@ def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:
         extra += f", eps {described['step_size']:g}->{described['step_size_final']:g}"
     if described.get("temperature_final"):
         extra += f", T {described['temperature']:g}->{described['temperature_final']:g}"
+    if described.get("box"):
+        extra += f", box {described['box']:g}"
     return f"ebm K={steps} R={replicates}{extra}"
 
 

@@ -10,7 +10,11 @@ its stationary law for E(x) = |x - mu|^2 / 2 is N(mu, T * I) up to O(eps^2) bias
 ``step_size_final`` set, eps is annealed geometrically from ``step_size`` at step 0 to
 ``step_size_final`` at step K - 1 (a step-size schedule: the drift scales with eps^2 and the noise
 with eps); with ``temperature_final`` set, T is annealed the same way from ``temperature`` (a
-temperature schedule: the drift scales with 1 / T, the noise stays eps). Both may be set.
+temperature schedule: the drift scales with 1 / T, the noise stays eps). Both may be set. With
+``box`` set, every state is also clamped to the Linf ball of that radius around its chain's start
+(projected Langevin; with ``clamp`` too, to their intersection): a chain started at an attacked
+image x + delta with |delta|_inf <= eps stays where the clean image x is, within box >= eps, and
+cannot turn the attack's faint strokes into full ones.
 
 Noise is a pure function of (chain stream, step): chain streams come from a per-image seed and a
 replicate index (:func:`chain_streams`), and step t of a chain draws from a CPU generator seeded
@@ -104,6 +108,8 @@ class LangevinConfig:
         temperature_final: T at the last step of a geometric temperature schedule over steps 0..K-1
             (default None: constant ``temperature``); continued chains keep the final T. Equal to
             ``temperature``: None, as for the step size.
+        box: radius of the Linf ball around each chain's start that every state is clamped to, in the
+            EBM's range (default None: no ball). For a [-1, 1] EBM, 0.6 is radius 0.3 in [0, 1] images.
     """
 
     steps: int = 500
@@ -115,8 +121,13 @@ class LangevinConfig:
     precision: str = "float32"
     step_size_final: float | None = None
     temperature_final: float | None = None
+    box: float | None = None
 
     def __post_init__(self) -> None:
+        if self.clamp is not None:  # from JSON or TOML as a list
+            if len(self.clamp) != 2:
+                raise SettingsError(f"clamp must be (lo, hi), got {self.clamp}")
+            object.__setattr__(self, "clamp", (float(self.clamp[0]), float(self.clamp[1])))
         if self.steps < 0:
             raise SettingsError(f"steps must be >= 0, got {self.steps}")
         if not self.step_size > 0:
@@ -133,6 +144,8 @@ class LangevinConfig:
             raise SettingsError(f"temperature_final must be > 0, got {self.temperature_final}")
         if not self.init_noise >= 0:
             raise SettingsError(f"init_noise must be >= 0, got {self.init_noise}")
+        if self.box is not None and not self.box > 0:
+            raise SettingsError(f"box must be > 0, got {self.box}")
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise SettingsError(f"clamp must be (lo, hi) with lo < hi, got {self.clamp}")
         # a schedule that ends where it starts is no schedule: this is how settings on top of a scheduled default
@@ -164,7 +177,7 @@ class LangevinConfig:
         """Step size and temperature with their schedules, e.g. ``eps 0.025 -> 0.00625, T 0.0001``."""
         eps = f"eps {self.step_size:g}" + (f" -> {self.step_size_final:g}" if self.step_size_final is not None else "")
         temp = f"T {self.temperature:g}" + (f" -> {self.temperature_final:g}" if self.temperature_final is not None else "")
-        return f"{eps}, {temp}"
+        return f"{eps}, {temp}" + (f", box {self.box:g}" if self.box is not None else "")
 
     def updated(self, **changes: Any) -> LangevinConfig:
         """A copy with the given fields changed; None values are ignored."""
@@ -182,15 +195,35 @@ class LangevinConfig:
         return cls(**known, clamp=tuple(clamp) if clamp is not None else None)
 
 
+Bound = float | torch.Tensor | None
+Bounds = tuple[Bound, Bound]
+
+
 def langevin_update(
     x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, drift: float | torch.Tensor, scale: float | torch.Tensor,
-    clamp: tuple[float, float] | None = None,
+    lo: Bound = None, hi: Bound = None,
 ) -> torch.Tensor:
-    """One Langevin update, ``x - drift * grad + scale * noise``, then the optional clamp; ``drift`` is
-    eps_t^2 / (2 T_t) and ``scale`` eps_t (:meth:`LangevinConfig.drift_at`, :meth:`~LangevinConfig.step_size_at`).
-    The ONNX step graphs trace this function with ``drift`` and ``scale`` as inputs."""
+    """One Langevin update, ``x - drift * grad + scale * noise``, then clamped to [lo, hi] (numbers or
+    per-element tensors; None: no bound); ``drift`` is eps_t^2 / (2 T_t) and ``scale`` eps_t
+    (:meth:`LangevinConfig.drift_at`, :meth:`~LangevinConfig.step_size_at`). The ONNX step graphs
+    trace this function with all of ``drift``, ``scale``, ``lo`` and ``hi`` as inputs."""
     x = x - drift * grad + scale * noise
-    return x.clamp(*clamp) if clamp is not None else x
+    return x if lo is None and hi is None else x.clamp(min=lo, max=hi)
+
+
+def chain_bounds(config: LangevinConfig, origin: torch.Tensor) -> Bounds:
+    """(lo, hi) every state of chains started at ``origin`` is clamped to: ``clamp``, the ``box``
+    around ``origin``, or their intersection (tensors shaped like ``origin`` when there is a box)."""
+    lo, hi = config.clamp if config.clamp is not None else (None, None)
+    if config.box is None:
+        return lo, hi
+    lower, upper = origin - config.box, origin + config.box
+    return (lower.clamp(min=lo) if lo is not None else lower), (upper.clamp(max=hi) if hi is not None else upper)
+
+
+def rows_of(bounds: Bounds, rows: torch.Tensor) -> Bounds:
+    """The bounds of some chains (per-chain tensors are indexed, numbers and None pass)."""
+    return tuple(b[rows] if isinstance(b, torch.Tensor) else b for b in bounds)  # type: ignore[return-value]
 
 
 @dataclass
@@ -253,19 +286,21 @@ class LangevinSampler:
         """z_t for each chain (see :func:`chain_noise`)."""
         return chain_noise(streams, step, shape).to(device)
 
-    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int = 0) -> torch.Tensor:
-        """The Langevin update at chain step ``step`` (see :func:`langevin_update`)."""
+    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int = 0, bounds: Bounds | None = None) -> torch.Tensor:
+        """The Langevin update at chain step ``step`` (see :func:`langevin_update`), clamped to ``bounds``
+        (these rows' :func:`chain_bounds`; default the config's clamp, which is all there is without a box)."""
         c = self.config
-        return langevin_update(x, grad, noise, c.drift_at(step), c.step_size_at(step), c.clamp)
+        lo, hi = bounds if bounds is not None else (c.clamp if c.clamp is not None else (None, None))
+        return langevin_update(x, grad, noise, c.drift_at(step), c.step_size_at(step), lo, hi)
 
-    def step(self, x: torch.Tensor, streams: Sequence[int], step: int) -> torch.Tensor:
+    def step(self, x: torch.Tensor, streams: Sequence[int], step: int, bounds: Bounds | None = None) -> torch.Tensor:
         """One Langevin step of every chain."""
         _, g = self.energy_and_grad(x)
-        return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device), step)
+        return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device), step, bounds)
 
-    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int) -> tuple[torch.Tensor, int]:
+    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int, bounds: Bounds | None = None) -> tuple[torch.Tensor, int]:
         """Advance every chain by some steps (here one; backends may fuse several); returns (x, steps taken)."""
-        return self.step(x, streams, step), 1
+        return self.step(x, streams, step, bounds), 1
 
     def run(
         self,
@@ -273,25 +308,30 @@ class LangevinSampler:
         streams: Sequence[int],
         hook: StepHook | None = None,
         start_step: int = 0,
+        origin: torch.Tensor | None = None,
     ) -> LangevinResult:
         """Run ``config.steps`` steps from ``x`` (one row per chain, ``len(streams)`` rows).
 
         ``hook`` is called after every step; chains it stops keep their last state and are
-        marked not completed. ``start_step`` offsets the noise index (to continue a chain).
+        marked not completed. ``start_step`` offsets the noise index and ``origin`` gives the chains'
+        first states, the centres of the ``box`` (default ``x``), to continue a chain.
         """
         if len(streams) != x.shape[0]:
             raise SettingsError(f"{x.shape[0]} chains but {len(streams)} streams")
         _no_inference_mode()
         x = x.detach().clone()
+        bounds = chain_bounds(self.config, (origin if origin is not None else x).detach())
         active = torch.arange(x.shape[0])
         streams = list(streams)
         end, t = start_step + self.config.steps, start_step
         with _frozen(self.energy), torch.no_grad():
             while t < end and len(active) > 0:
-                rows = x if len(active) == x.shape[0] else x[active]
-                rows, taken = self.advance(rows, [streams[i] for i in active.tolist()], t, end - t)
+                everyone = len(active) == x.shape[0]
+                rows = x if everyone else x[active]
+                rows_bounds = bounds if everyone else rows_of(bounds, active)
+                rows, taken = self.advance(rows, [streams[i] for i in active.tolist()], t, end - t, rows_bounds)
                 t += taken
-                if len(active) == x.shape[0]:
+                if everyone:
                     x = rows
                 else:
                     x[active] = rows

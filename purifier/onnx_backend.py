@@ -29,7 +29,7 @@ from purifier.checkpoint import (
 )
 from purifier.config import cache_dir
 from purifier.errors import CheckpointError, SettingsError
-from purifier.langevin import LangevinConfig, LangevinSampler, StepHook, chain_starts, chain_streams
+from purifier.langevin import Bound, Bounds, LangevinConfig, LangevinSampler, StepHook, chain_starts, chain_streams
 from purifier.onnx_export import FORMAT, MANIFEST, export_onnx
 from purifier.variants import is_variant, read_variant
 
@@ -82,16 +82,24 @@ class _OnnxSampler(LangevinSampler):
         super().__init__(None, config, backend.micro_batch)  # type: ignore[arg-type]
         self.backend = backend
 
-    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int) -> tuple[torch.Tensor, int]:
+    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int, bounds: Bounds | None = None) -> tuple[torch.Tensor, int]:
         k = max(u for u in self.backend.steps_sessions if u <= remaining)
         cfg = self.config
         noise = torch.stack([self.noise(streams, step + i, x.shape[1:], torch.device("cpu")) for i in range(k)])
+        lo, hi = (_bound_array(b, x, fill) for b, fill in zip(bounds or (None, None), (-np.inf, np.inf), strict=True))
         feeds = {
-            "x": x.numpy(), "noise": noise.numpy(),
+            "x": x.numpy(), "noise": noise.numpy(), "lo": lo, "hi": hi,
             "drift": np.array([cfg.drift_at(step + i) for i in range(k)]), "scale": np.array([cfg.step_size_at(step + i) for i in range(k)]),
         }
-        out = _run_rows(self.backend.steps_sessions[k], feeds, {"x": 0, "noise": 1}, self.micro_batch)
+        out = _run_rows(self.backend.steps_sessions[k], feeds, {"x": 0, "noise": 1, "lo": 0, "hi": 0}, self.micro_batch)
         return torch.from_numpy(out), k
+
+
+def _bound_array(bound: Bound, x: torch.Tensor, none: float) -> np.ndarray:
+    """A bound of :func:`purifier.langevin.chain_bounds` as an array shaped like ``x`` (``none`` where there is no bound)."""
+    if isinstance(bound, torch.Tensor):
+        return bound.numpy()
+    return np.full(x.shape, none if bound is None else bound, dtype=np.float32)
 
 
 class OnnxBackend:
@@ -132,9 +140,8 @@ class OnnxBackend:
         return x * (hi - lo) + lo
 
     def _check_built_in(self, config: LangevinConfig) -> None:
-        d = self.built_in
-        if (config.clamp, config.precision) != (d.clamp, d.precision):
-            raise SettingsError(f"this ONNX export has clamp {d.clamp} and precision {d.precision} built in; re-export to change them")
+        if config.precision != self.built_in.precision:
+            raise SettingsError(f"this ONNX export has precision {self.built_in.precision} built in; re-export to change it")
 
     def purify(self, x: torch.Tensor, config: LangevinConfig, seeds: Sequence[int], hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_built_in(config)

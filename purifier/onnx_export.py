@@ -4,11 +4,12 @@
 an FX graph with ``make_fx`` (symbolic batch size, parameters frozen as constants); the tracer's
 ``convolution_backward`` (the input gradient of a convolution) is decomposed into a transposed
 convolution and the activation backwards into elementwise ops, which ONNX has. The graph takes
-``x`` (N, C, H, W) in the EBM's range, ``noise`` (K, N, C, H, W) and the per-step coefficients
-``drift`` (K,) = eps_t^2 / (2 T_t) and ``scale`` (K,) = eps_t, and returns x after K unrolled
-steps. Step size, temperature and their schedules are therefore chosen at run time; the clamp and
-the precision are baked in. The noise is an input, so the same seeds give the same results as the
-torch backend. A JSON manifest records the rest.
+``x`` (N, C, H, W) in the EBM's range, ``noise`` (K, N, C, H, W), the per-step coefficients
+``drift`` (K,) = eps_t^2 / (2 T_t) and ``scale`` (K,) = eps_t, and the per-element bounds ``lo``,
+``hi`` (N, C, H, W; -inf / inf for none), and returns x after K unrolled steps. Step size,
+temperature, their schedules, the clamp and the box are therefore chosen at run time; only the
+precision is baked in. The noise is an input, so the same seeds give the same results as the torch
+backend. A JSON manifest records the rest.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from purifier.purifier import Purifier
 aten = torch.ops.aten
 OPSET = 18
 MANIFEST = "manifest.json"
-FORMAT = "ebm-purify-onnx/2"  # /1 graphs had the step size and temperature built in
+FORMAT = "ebm-purify-onnx/3"  # /1 had the step size, temperature and clamp built in; /2 the clamp
 
 
 def _conv_input_grad(grad_out, inp, weight, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask):
@@ -72,17 +73,17 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
     batch = next(b for b in (5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41) if b not in (*shape, unroll))
     x = torch.rand(batch, *shape) * 2 - 1
 
-    def steps(x: torch.Tensor, noise: torch.Tensor, drift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def steps(x: torch.Tensor, noise: torch.Tensor, drift: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         for k in range(noise.shape[0]):
             _, g = sampler.energy_and_grad(x)
-            x = langevin_update(x, g, noise[k], drift[k], scale[k], purifier.defaults.clamp)
+            x = langevin_update(x, g, noise[k], drift[k], scale[k], lo, hi)
         return x
 
     files: dict[str, str] = {}
     for k in sorted({1, unroll}):
         name = f"langevin_step_{k}.onnx"
-        example = (x, torch.randn(k, *x.shape), torch.rand(k), torch.rand(k))
-        _export(steps, example, out / name, ["x", "noise", "drift", "scale"], ["x_next"], (0, 1, None, None))
+        example = (x, torch.randn(k, *x.shape), torch.rand(k), torch.rand(k), x - 1, x + 1)
+        _export(steps, example, out / name, ["x", "noise", "drift", "scale", "lo", "hi"], ["x_next"], (0, 1, None, None, 0, 0))
         files[f"step_{k}"] = name
     _export(lambda x: energy(x), (x,), out / "energy.onnx", ["x"], ["energy"], (0,))
     files["energy"] = "energy.onnx"
@@ -91,7 +92,8 @@ def export_onnx(model: str | Path, out_dir: str | Path, unroll: int = 1, classif
         files["classifier"] = "classifier.onnx"
     manifest = {
         "format": FORMAT, "opset": OPSET, "files": files, "unroll": unroll,
-        "inputs": {"x": ["batch", *shape], "noise": ["steps", "batch", *shape], "drift": ["steps"], "scale": ["steps"]},
+        "inputs": {"x": ["batch", *shape], "noise": ["steps", "batch", *shape], "drift": ["steps"], "scale": ["steps"],
+                   "lo": ["batch", *shape], "hi": ["batch", *shape]},
         "outputs": {"x_next": ["batch", *shape], "energy": ["batch"]},
         "image_shape": list(shape), "data_range": list(purifier.data_range), "langevin": purifier.defaults.to_dict(),
         "dataset": purifier.metadata.get("dataset"), "source_sha256": purifier.metadata.get("weights", {}).get("sha256"),

@@ -163,9 +163,9 @@ class Purifier(nn.Module):
             return {k: self.run_chains(x, cfg.updated(steps=k), seed)[0] for k in sorted(set(at_steps))}
         n, r = x.shape[0], cfg.replicates
         streams, state = self._chain_starts(x, cfg, seed)
-        out, done = {}, 0
+        origin, out, done = state, {}, 0
         for k in sorted(set(at_steps)):
-            state = LangevinSampler(self.energy, cfg.updated(steps=k - done), self.micro_batch).run(state, streams, start_step=done).x
+            state = LangevinSampler(self.energy, cfg.updated(steps=k - done), self.micro_batch).run(state, streams, start_step=done, origin=origin).x
             done = k
             out[k] = self.from_energy_range(state).clamp(0.0, 1.0).view(n, r, *x.shape[1:])
         return out

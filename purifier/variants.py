@@ -5,7 +5,7 @@ A variant is a TOML file naming a base model and overriding its Langevin default
 
     model = "mnist"            # shipped name, model folder or checkpoint (relative to this file)
     [langevin]
-    init_noise = 0.5           # any LangevinConfig field but clamp: steps, step_size, temperature, replicates, init_noise, precision,
+    init_noise = 0.5           # any LangevinConfig field: steps, step_size, temperature, replicates, init_noise, precision, clamp, box,
                                # step_size_final, temperature_final (equal to step_size / temperature:
                                # a constant chain, even where the base model's default is a schedule)
 
@@ -23,7 +23,7 @@ from typing import Any
 from purifier.errors import SettingsError
 from purifier.langevin import LangevinConfig
 
-_FIELDS = {f.name for f in fields(LangevinConfig)} - {"clamp"}
+_FIELDS = {f.name for f in fields(LangevinConfig)}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,10 @@ def read_variant(reference: str | Path) -> Variant:
     langevin = values.get("langevin", {})
     if bad := set(langevin) - _FIELDS:
         raise SettingsError(f"{path}: unknown [langevin] keys {sorted(bad)} (known: {', '.join(sorted(_FIELDS))})")
-    LangevinConfig().updated(**langevin)  # validates the values
+    try:
+        LangevinConfig().updated(**langevin)  # validates the values
+    except (TypeError, ValueError, IndexError) as err:
+        raise SettingsError(f"{path}: a [langevin] value has the wrong type ({err})") from None
     base = values["model"]
     local = path.parent / base
     return Variant(path, str(local) if local.exists() else base, langevin)

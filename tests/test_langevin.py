@@ -89,6 +89,21 @@ def test_clamp_bounds_every_state() -> None:
     assert out.min() >= -1 and out.max() <= 1
 
 
+def test_the_box_bounds_every_state_around_its_start_even_for_stopped_and_continued_chains() -> None:
+    starts = torch.tensor([-0.9, 0.0, 0.9]).view(3, 1, 1, 1).expand(3, 1, 2, 2).clone()
+    cfg = LangevinConfig(steps=6, step_size=1.0, temperature=1.0, box=0.25, clamp=(-1.0, 1.0))
+    seen: list[torch.Tensor] = []
+    sampler = LangevinSampler(Quadratic(0.0), cfg)
+    sampler.update = lambda x, g, z, step=0, bounds=None, f=sampler.update: seen.append(f(x, g, z, step, bounds)) or seen[-1]  # type: ignore[method-assign]
+    stop_first_after_two = lambda done, active: (active != 0) | (done < 2)  # noqa: E731
+    out = sampler.run(starts, chain_streams([1, 2, 3], 1), hook=stop_first_after_two).x
+    lo, hi = (starts - 0.25).clamp(min=-1.0), (starts + 0.25).clamp(max=1.0)
+    assert (out >= lo).all() and (out <= hi).all() and len(seen) == 6 and seen[-1].shape[0] == 2  # the stopped chain left the batch
+    assert (out - starts).abs().amax() == 0.25  # the box binds
+    again = LangevinSampler(Quadratic(0.0), cfg.updated(steps=3)).run(out, chain_streams([1, 2, 3], 1), start_step=6, origin=starts).x
+    assert (again >= lo).all() and (again <= hi).all() and (again - starts).abs().amax() == 0.25
+
+
 def test_parameters_never_receive_gradients() -> None:
     ebm = build("conv-ebm", width=4)
     LangevinSampler(ebm, LangevinConfig(steps=3)).run(torch.rand(2, 1, 28, 28), chain_streams([0, 1], 1))
@@ -147,7 +162,7 @@ def test_hook_stops_chains() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"steps": -1}, {"step_size": 0}, {"temperature": -1}, {"replicates": 0}, {"clamp": (1.0, -1.0)}, {"step_size_final": 0},
-                                 {"temperature_final": -1.0}])
+                                 {"temperature_final": -1.0}, {"box": 0.0}, {"clamp": (0.0, 1.0, 2.0)}])
 def test_bad_settings_are_refused(bad: dict) -> None:
     with pytest.raises(SettingsError):
         LangevinConfig(**bad)

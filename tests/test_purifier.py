@@ -69,6 +69,21 @@ def test_exact_gradient_matches_finite_differences_on_a_short_chain() -> None:
         _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, init_noise=noise))
     _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, step_size_final=0.01))  # annealed steps
     _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.05, temperature_final=0.01))  # annealed T
+    # the box around the start (alone, and meeting a clamp): held entries pass their gradient to the start itself
+    _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, box=0.03))
+    _check_exact_gradient(_purifier(steps=4, dtype=torch.float64, step_size=0.05, temperature=0.01, box=0.03, clamp=(-0.75, 0.75)))
+
+
+def test_the_box_keeps_every_state_near_its_chain_start_also_when_continued() -> None:
+    p = _purifier(steps=6, step_size=0.2, temperature=0.05, box=0.1)
+    x = torch.rand(3, 1, 28, 28)
+    out = p.copies(x, replicates=2, seed=[1, 2, 3])
+    far = (out - x[:, None]).abs().amax()
+    assert 0.04 < far <= 0.05 + 1e-6  # radius 0.1 in the EBM's [-1, 1] is 0.05 in [0, 1], and the chain reaches it
+    free = _purifier(steps=6, step_size=0.2, temperature=0.05).copies(x, replicates=2, seed=[1, 2, 3])
+    assert (free - x[:, None]).abs().amax() > 0.1
+    traj = p.trajectory(x, [2, 6], replicates=2, seed=[1, 2, 3])  # continued chains keep the box of their first state
+    assert torch.equal(traj[6], out) and torch.equal(traj[2], p.copies(x, steps=2, replicates=2, seed=[1, 2, 3]))
 
 
 def _check_exact_gradient(p: Purifier) -> None:
@@ -82,6 +97,11 @@ def _check_exact_gradient(p: Purifier) -> None:
         xm[idx] -= h
         fd = ((p.copies(xp, seed=[3, 4]) * w).sum() - (p.copies(xm, seed=[3, 4]) * w).sum()) / (2 * h)
         assert abs(fd.item() - x.grad[idx].item()) < 1e-6 * max(1.0, abs(fd.item()))
+    xp, xm = x.detach().clone(), x.detach().clone()
+    xp[0, 0, 10] += h  # a whole image row, boxed entries included
+    xm[0, 0, 10] -= h
+    fd_row = ((p.copies(xp, seed=[3, 4]) * w).sum() - (p.copies(xm, seed=[3, 4]) * w).sum()) / (2 * h)
+    assert abs(fd_row.item() - x.grad[0, 0, 10].sum().item()) < 1e-5 * max(1.0, abs(fd_row.item()))
 
 
 def test_defended_classifier_averages_logits_over_copies() -> None:

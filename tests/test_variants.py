@@ -35,6 +35,9 @@ def test_a_variant_loads_the_base_weights_with_its_settings(model_dir: Path, tmp
     ('[langevin]\nsteps = 3\n', "a variant holds model"),
     ('model = "m"\nextra = 1\n', "unknown keys"),
     ('model = \n', "not a valid TOML"),
+    ('model = "m"\n[langevin]\nsteps = "many"\n', "wrong type"),
+    ('model = "m"\n[langevin]\nclamp = [1.0]\n', "clamp must be"),
+    ('model = "m"\n[langevin]\nbox = -0.5\n', "box must be > 0"),
 ])
 def test_bad_variants_are_refused_with_a_message(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("[", r"\[")):

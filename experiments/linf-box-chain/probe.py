@@ -1,13 +1,14 @@
 """Langevin purification confined to the Linf ball of radius rho around the incoming image (projected
 Langevin; issue 9 probe, not part of the package), optionally thresholded after the chain, attacked
-with the project's PGD, EOT and verification on MNIST test images from ``--offset``.
+with the project's PGD, EOT and verification on test images (of the model's data set) from ``--offset``.
 
     python experiments/linf-box-chain/probe.py --model configs/purify/mnist-noised-anneal.toml --rho 0.3 --attack transfer --n 64
 
 The idea: a clean image lies inside the ball of radius eps around its attacked copy, and a digit of
 another class (strokes of 1 where this one has 0) does not, so a chain kept inside the ball cannot
 turn grey adversarial strokes into bright ones. ``--rho`` is in [0, 1] units; each step is clamped to
-the ball and to the EBM's data range. Prints one JSON line."""
+the ball and to the EBM's data range (the product's ``box`` and ``clamp`` Langevin settings since session 7;
+the probe first ran with a sampler subclass of its own, which gives bit-identical chains). Prints one JSON line."""
 
 from __future__ import annotations
 
@@ -26,45 +27,26 @@ from attacks.verify import verify
 from purifier import Purifier
 from purifier.checkpoint import load_classifier
 from purifier.data import load_dataset
-from purifier.langevin import LangevinConfig, LangevinSampler
-
-
-class BoxSampler(LangevinSampler):
-    """Langevin steps followed by a clamp to per-element bounds ``lo``, ``hi`` (one row per chain)."""
-
-    def __init__(self, energy: torch.nn.Module, config: LangevinConfig, lo: torch.Tensor, hi: torch.Tensor) -> None:
-        super().__init__(energy, config)
-        self.lo, self.hi = lo, hi
-
-    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int = 0) -> torch.Tensor:
-        return torch.maximum(torch.minimum(super().update(x, grad, noise, step), self.hi), self.lo)
 
 
 class BoxDefense:
-    """The chain inside the ball, then (optionally) a threshold, then the classifier; BPDA backward."""
+    """The chain inside the ball (the ``box`` Langevin setting, with the data range as ``clamp``), then
+    (optionally) a threshold, then the classifier; BPDA backward. ``rho`` < 0: the unbounded chain."""
 
     name = "box"
     stochastic = True
 
     def __init__(self, purifier: Purifier, classifier: torch.nn.Module, rho: float, threshold: float | None = None) -> None:
         self.p, self.classifier, self.rho, self.threshold = purifier, classifier.eval(), rho, threshold
-        self.cfg = purifier.config()
+        lo, hi = purifier.data_range
+        self.cfg = purifier.config(box=rho * (hi - lo), clamp=(lo, hi)) if rho > 0 else purifier.config()
 
     def purify(self, x: torch.Tensor, copies: int, seed: int | list[int]) -> torch.Tensor:
-        cfg = self.cfg.updated(replicates=copies)
-        streams, start = self.p._chain_starts(x, cfg, seed)
-        lo_range, hi_range = self.p.data_range
-        scale = hi_range - lo_range
-        lo = (start - self.rho * scale).clamp(min=lo_range)
-        hi = (start + self.rho * scale).clamp(max=hi_range)
-        if self.rho < 0:  # the product's chain, no bounds at all (the paired reference)
-            out = LangevinSampler(self.p.energy, cfg).run(start, streams).x
+        if self.rho == 0:
+            out = x[:, None].expand(-1, copies, *x.shape[1:])
         else:
-            out = BoxSampler(self.p.energy, cfg, lo, hi).run(start, streams).x if self.rho > 0 else start
-        out = self.p.from_energy_range(out).clamp(0, 1)
-        if self.threshold is not None:
-            out = (out > self.threshold).float()
-        return out.view(x.shape[0], copies, *x.shape[1:])
+            out = self.p.run_chains(x, self.cfg.updated(replicates=copies), seed)[0]
+        return (out > self.threshold).float() if self.threshold is not None else out
 
     def logits(self, x: torch.Tensor, copies: int, seed: int | list[int], gradient: str) -> torch.Tensor:
         with torch.no_grad():
@@ -91,14 +73,15 @@ def main() -> None:
     ap.add_argument("--R", type=int, default=8)
     ap.add_argument("--attack-steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--classifier", default="mnist")
+    ap.add_argument("--classifier", default="mnist", help="classifier reference (fashion-mnist for Fashion-MNIST models)")
     ap.add_argument("--data-dir", default="../shared/data")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     clf = load_classifier(a.classifier)
-    x, y = load_dataset("mnist", "test", a.data_dir)
+    purifier = Purifier.load(a.model)
+    x, y = load_dataset(purifier.metadata["dataset"], "test", a.data_dir)
     x, y = x[a.offset : a.offset + a.n], y[a.offset : a.offset + a.n]
-    d = BoxDefense(Purifier.load(a.model), clf, a.rho, a.threshold)
+    d = BoxDefense(purifier, clf, a.rho, a.threshold)
     seeds = list(range(a.offset, a.offset + a.n))
     t0 = time.time()
     clean = (defended_predictions(d, x, a.R, seeds) == y).float().mean().item()
