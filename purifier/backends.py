@@ -100,8 +100,8 @@ def load_backend(model: str | Path, backend: str = "torch", classifier: str | No
     if backend == "onnx":  # imported here: the exporter pulls in onnxscript, which the torch path never needs
         from purifier.onnx_backend import OnnxBackend, load_onnx_export
 
-        variant = read_variant(model).langevin if is_variant(model) else None
-        return OnnxBackend(load_onnx_export(model), threads=threads, classifier=clf, langevin=variant)
+        variant = read_variant(model) if is_variant(model) else None
+        return OnnxBackend(load_onnx_export(model), threads=threads, classifier=clf, variant=variant)
     if backend != "torch":
         raise SettingsError(f"backend must be torch or onnx, got {backend!r}")
     return TorchBackend(Purifier.load(model, device=device), clf, classes)

@@ -31,7 +31,7 @@ from purifier.config import cache_dir
 from purifier.errors import CheckpointError, SettingsError
 from purifier.langevin import Bound, Bounds, LangevinConfig, LangevinSampler, StepHook, chain_starts, chain_streams
 from purifier.onnx_export import FORMAT, MANIFEST, export_onnx
-from purifier.variants import is_variant, read_variant
+from purifier.variants import Variant, is_variant, read_variant
 
 
 def default_providers() -> list[str]:
@@ -109,7 +109,7 @@ class OnnxBackend:
 
     def __init__(
         self, folder: str | Path, providers: Sequence[str] | None = None, threads: int | None = None, micro_batch: int | None = 8,
-        classifier: torch.nn.Module | None = None, langevin: dict[str, Any] | None = None,
+        classifier: torch.nn.Module | None = None, variant: Variant | None = None,
     ) -> None:
         folder = Path(folder)
         if not (folder / MANIFEST).is_file():
@@ -128,7 +128,7 @@ class OnnxBackend:
         self.classifier = classifier
         self.image_shape: tuple[int, int, int] = tuple(self.manifest["image_shape"])  # type: ignore[assignment]
         self.built_in = LangevinConfig.from_dict(self.manifest["langevin"])
-        self.defaults = self.built_in.updated(**(langevin or {}))  # a variant's overrides
+        self.defaults = variant.apply(self.built_in) if variant else self.built_in  # a variant's overrides
         self._check_built_in(self.defaults)
         self.data_range = tuple(self.manifest["data_range"])
         self.num_classes = num_classes_of(classifier, self.image_shape) if classifier is not None else None

@@ -8,6 +8,7 @@ A variant is a TOML file naming a base model and overriding its Langevin default
     init_noise = 0.5           # any LangevinConfig field: steps, step_size, temperature, replicates, init_noise, precision, clamp, box,
                                # step_size_final, temperature_final (equal to step_size / temperature:
                                # a constant chain, even where the base model's default is a schedule)
+    box = false                # false turns off a box or clamp the base model's defaults have
 
 ``ebm-purify purify|evaluate|serve|export-onnx --model configs/purify/mnist-noise-0.5.toml`` then
 purifies with the base model's weights and these settings; reports record the variant.
@@ -16,7 +17,7 @@ purifies with the base model's weights and these settings; reports record the va
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from purifier.errors import SettingsError
 from purifier.langevin import LangevinConfig
 
 _FIELDS = {f.name for f in fields(LangevinConfig)}
+_SWITCHABLE = ("box", "clamp")  # optional bounds a variant can turn off with ``false`` (TOML has no null)
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Variant:
     langevin: dict[str, Any]
 
     def apply(self, defaults: LangevinConfig) -> LangevinConfig:
-        return defaults.updated(**self.langevin)
+        off = {k: None for k in _SWITCHABLE if self.langevin.get(k) is False}
+        return replace(defaults.updated(**{k: v for k, v in self.langevin.items() if k not in off}), **off)
 
 
 def is_variant(reference: str | Path) -> bool:
@@ -58,8 +61,10 @@ def read_variant(reference: str | Path) -> Variant:
     langevin = values.get("langevin", {})
     if bad := set(langevin) - _FIELDS:
         raise SettingsError(f"{path}: unknown [langevin] keys {sorted(bad)} (known: {', '.join(sorted(_FIELDS))})")
+    if on := [k for k in _SWITCHABLE if langevin.get(k) is True]:
+        raise SettingsError(f"{path}: [langevin] {on[0]} = true: give a value, or false to turn it off")
     try:
-        LangevinConfig().updated(**langevin)  # validates the values
+        Variant(path, "", langevin).apply(LangevinConfig())  # validates the values
     except (TypeError, ValueError, IndexError) as err:
         raise SettingsError(f"{path}: a [langevin] value has the wrong type ({err})") from None
     base = values["model"]

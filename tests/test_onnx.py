@@ -96,7 +96,7 @@ def test_step_sizes_temperatures_schedules_clamps_and_boxes_run_on_one_export(ex
     """The step graphs take the per-step drift and noise scale and the per-element bounds as inputs: one export serves any of them."""
     variant = tmp_path / "scheduled.toml"
     variant.write_text(f'model = "{fixture_model}"\n[langevin]\n{langevin}\n')
-    tb, ob = load_backend(str(variant)), OnnxBackend(export, langevin=read_variant(variant).langevin)
+    tb, ob = load_backend(str(variant)), OnnxBackend(export, variant=read_variant(variant))
     assert tb.defaults == ob.defaults and tb.defaults != Purifier.load(fixture_model).defaults
     _parity(tb, ob)
 

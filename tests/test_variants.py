@@ -10,6 +10,7 @@ import pytest
 
 from purifier.checkpoint import resolve
 from purifier.errors import SettingsError
+from purifier.langevin import LangevinConfig
 from purifier.purifier import Purifier
 from purifier.variants import read_variant
 
@@ -38,6 +39,7 @@ def test_a_variant_loads_the_base_weights_with_its_settings(model_dir: Path, tmp
     ('model = "m"\n[langevin]\nsteps = "many"\n', "wrong type"),
     ('model = "m"\n[langevin]\nclamp = [1.0]\n', "clamp must be"),
     ('model = "m"\n[langevin]\nbox = -0.5\n', "box must be > 0"),
+    ('model = "m"\n[langevin]\nbox = true\n', "box = true: give a value, or false"),
 ])
 def test_bad_variants_are_refused_with_a_message(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("[", r"\[")):
@@ -62,4 +64,12 @@ def test_purify_and_evaluate_accept_a_variant(cli, model_dir: Path, tmp_path: Pa
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "purify").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_variants_load(path: Path) -> None:
     variant = read_variant(path)
-    assert Purifier.load(path).defaults == Purifier.load(variant.base).defaults.updated(**variant.langevin)
+    assert Purifier.load(path).defaults == variant.apply(Purifier.load(variant.base).defaults)
+
+
+def test_false_turns_off_the_base_models_box_and_clamp(tmp_path: Path) -> None:
+    boxed = LangevinConfig(box=0.6, clamp=(-1.0, 1.0))
+    variant = read_variant(_variant(tmp_path, 'model = "m"\n[langevin]\nbox = false\nclamp = false\nsteps = 7\n'))
+    assert variant.apply(boxed) == LangevinConfig(steps=7)
+    only_box = read_variant(_variant(tmp_path, 'model = "m"\n[langevin]\nbox = false\n'))
+    assert only_box.apply(boxed) == LangevinConfig(clamp=(-1.0, 1.0))
