@@ -158,6 +158,10 @@ ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 #    1100-1499 for the two main rows (pooled with the runs on 1000-1099 above, so every one of the 500 images faced
 #    transfer, BPDA+EOT with restarts and the exact-gradient attack), and at the smaller radii BPDA+EOT with 2 restarts on
 #    all 500 and the adaptive attack on the first 100. Three queues on the two cores (runs/q1.sh, q2.sh, q3.sh as run).
+#    As run (sessions 7-8): both BPDA+EOT runs on 1100-1499 and the MNIST adaptive run finished; the Fashion-MNIST adaptive
+#    run stopped at 150 of its 400 images (1100-1249; its report is the n = 150 folder of section 9; the unfinished folder
+#    is in git at commit 3215fe4, out of results/ so that the tables' globs read finished runs only); the smaller-radii
+#    runs (the four commands after it) were not run.
 s7=(--threads 1 --no-progress --data-dir ../shared/data)
 ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf-1100
@@ -189,3 +193,30 @@ ebm-purify evaluate --model mnist-noised --classifier mnist --attack none --step
 #    Probes of other purifiers (tuning slice; commands and results in their READMEs): experiments/dsm-noise-conditional-ebm/
 #    (score-based purification with a DSM-trained noise-conditional EBM), experiments/linf-box-chain/ (the chain kept in
 #    the Linf ball around the input), experiments/mnist-classifier-shift/ (a stronger natural classifier, clean only).
+
+# 9. Session 8: the box candidate (configs/purify/mnist-noised-box.toml: the default annealed chain kept in the Linf ball
+#    of radius 0.3 around the input, chosen on the tuning slice, experiments/linf-box-chain/) on the report slice: transfer
+#    and BPDA+EOT with 2 restarts on all 500, the adaptive attack on the first 100 (runs/q9.sh, q10.sh as run); and the
+#    report of the first 150 images of the interrupted Fashion-MNIST adaptive run (its results copied, nothing recomputed).
+box=(--model configs/purify/mnist-noised-box.toml --classifier mnist --eps 0.3)
+ebm-purify evaluate "${box[@]}" --attack transfer --loss margin --attack-steps 100 "${common[@]}" --out results/mnist-study/box-transfer-linf
+ebm-purify evaluate "${box[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" \
+  --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-bpda-eot-r2-linf
+for o in 1000 1050; do
+  ebm-purify evaluate "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o --natural-from results/mnist-study/box-transfer-linf \
+    --out results/mnist-study/box-adaptive-linf$([ $o = 1050 ] && echo -1050)
+done
+mkdir -p $F/noised-adaptive-linf-1100-n150 && head -n 150 $F/noised-adaptive-linf-1100/results.jsonl > $F/noised-adaptive-linf-1100-n150/results.jsonl
+ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 150 --offset 1100 \
+  --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1100-n150
+#    then the two tables again (the commands at the end of section 8).
+
+# 10. Session 8: mnist-noised's default chain set from the frontier again: the annealed chain in the radius-0.3 box
+#     (weights unchanged). The clean curve of the new chain (a variant file: the box variant's [langevin] in float32),
+#     then the card with the three curves (reason and notes as on the card):
+#     ebm-purify evaluate --model runs/ship/mnist-noised-box-f32.toml --classifier mnist --attack none --replicates 1 --n 500 --offset 0 \
+#       --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-box-curve
+#     python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --classifiers-from mnist \
+#       --curve runs/mnist-noised-curve/report.json --curve runs/mnist-noised-anneal-curve/report.json --curve runs/mnist-noised-box-curve/report.json \
+#       --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
+#       --reason ... --notes ...
