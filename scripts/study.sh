@@ -206,7 +206,7 @@ for o in 1000 1050; do
   ebm-purify evaluate "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o --natural-from results/mnist-study/box-transfer-linf \
     --out results/mnist-study/box-adaptive-linf$([ $o = 1050 ] && echo -1050)
 done
-mkdir -p $F/noised-adaptive-linf-1100-n150 && head -n 150 $F/noised-adaptive-linf-1100/results.jsonl > $F/noised-adaptive-linf-1100-n150/results.jsonl
+mkdir -p $F/noised-adaptive-linf-1100-n150 && head -n 150 runs/fashion-noised-adaptive-linf-1100-unfinished/results.jsonl > $F/noised-adaptive-linf-1100-n150/results.jsonl
 ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 150 --offset 1100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1100-n150
 #    then the two tables again (the commands at the end of section 8).
