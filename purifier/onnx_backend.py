@@ -13,6 +13,7 @@ set from ``threads``. A user's ONNX classifier (NCHW input in a declared range) 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,13 +172,15 @@ def num_classes_of(classifier: torch.nn.Module, image_shape: tuple[int, ...]) ->
 
 def load_onnx_export(model: str | Path, unroll: int = 4) -> Path:
     """An export folder for ``model``: itself if it holds a manifest, else an export of the
-    checkpoint cached under the download cache by the weights' sha256 (made on first use)."""
+    checkpoint cached under the download cache by the weights' sha256 and the Langevin defaults
+    the export records (made on first use; new defaults for the same weights make a new export)."""
     if (Path(model) / MANIFEST).is_file():
         return Path(model)
     if is_variant(model):  # the export holds the base model; the backend applies the variant's settings
         model = read_variant(model).base
     meta = read_metadata(resolve(model, "ebm"))
-    folder = cache_dir() / "onnx" / f"{meta['weights']['sha256'][:16]}-u{unroll}-{FORMAT.rsplit('/', 1)[1]}"
+    defaults = hashlib.sha256(json.dumps(meta["langevin"], sort_keys=True).encode()).hexdigest()[:8]
+    folder = cache_dir() / "onnx" / f"{meta['weights']['sha256'][:16]}-{defaults}-u{unroll}-{FORMAT.rsplit('/', 1)[1]}"
     if not (folder / MANIFEST).is_file():
         export_onnx(model, folder, unroll=unroll)
     return folder

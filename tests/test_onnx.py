@@ -16,7 +16,7 @@ from purifier.backends import TorchBackend, load_backend
 from purifier.checkpoint import load_classifier
 from purifier.data import load_dataset
 from purifier.errors import CheckpointError
-from purifier.onnx_backend import OnnxBackend
+from purifier.onnx_backend import OnnxBackend, load_onnx_export
 from purifier.onnx_export import export_onnx
 from purifier.purifier import Purifier
 from purifier.variants import read_variant
@@ -99,6 +99,20 @@ def test_step_sizes_temperatures_schedules_clamps_and_boxes_run_on_one_export(ex
     tb, ob = load_backend(str(variant)), OnnxBackend(export, variant=read_variant(variant))
     assert tb.defaults == ob.defaults and tb.defaults != Purifier.load(fixture_model).defaults
     _parity(tb, ob)
+
+
+def test_the_export_cache_follows_the_models_defaults(fixture_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same weights, new shipped defaults (a re-shipped card): the cached export is not reused with the old ones."""
+    monkeypatch.setenv("EBM_PURIFY_CACHE", str(tmp_path / "cache"))
+    model = shutil.copytree(fixture_model, tmp_path / "model")
+    first = load_onnx_export(model, unroll=2)
+    meta_path = model / "ebm.json"
+    meta = json.loads(meta_path.read_text())
+    meta["langevin"] = {**meta["langevin"], "box": 0.05, "clamp": [-1.0, 1.0]}
+    meta_path.write_text(json.dumps(meta))
+    second = load_onnx_export(model, unroll=2)
+    assert second != first and load_onnx_export(model, unroll=2) == second
+    assert OnnxBackend(second).defaults == Purifier.load(model).defaults != OnnxBackend(first).defaults
 
 
 def test_onnx_refuses_settings_baked_into_the_graph(export: Path) -> None:
