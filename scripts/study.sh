@@ -209,6 +209,14 @@ done
 mkdir -p $F/noised-adaptive-linf-1100-n150 && head -n 150 runs/fashion-noised-adaptive-linf-1100-unfinished/results.jsonl > $F/noised-adaptive-linf-1100-n150/results.jsonl
 ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 150 --offset 1100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1100-n150
+#    The shipped box chain at eps 0.1 and 0.2 (runs/q11.sh, q12.sh as run): transfer on all 500, BPDA+EOT x 2 restarts on
+#    the first 200 (two runs of 100 on the two cores); no adaptive attack at these radii.
+b=(--model configs/purify/mnist-noised-box.toml --classifier mnist --eps-list 0.1,0.2)
+ebm-purify evaluate "${b[@]}" --attack transfer --loss margin --attack-steps 100 "${common[@]}" --out results/mnist-study/box-transfer-linf-eps0.1-0.2
+for o in 1000 1100; do
+  ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 100 --offset $o --natural-from results/mnist-study/box-transfer-linf \
+    --out results/mnist-study/box-bpda-eot-r2-linf-eps0.1-0.2$([ $o = 1100 ] && echo -1100)
+done
 #    then the two tables again (the commands at the end of section 8).
 
 # 10. Session 8: mnist-noised's default chain set from the frontier again: the annealed chain in the radius-0.3 box
