@@ -286,19 +286,18 @@ class LangevinSampler:
         """z_t for each chain (see :func:`chain_noise`)."""
         return chain_noise(streams, step, shape).to(device)
 
-    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int = 0, bounds: Bounds | None = None) -> torch.Tensor:
+    def update(self, x: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, step: int, bounds: Bounds) -> torch.Tensor:
         """The Langevin update at chain step ``step`` (see :func:`langevin_update`), clamped to ``bounds``
-        (these rows' :func:`chain_bounds`; default the config's clamp, which is all there is without a box)."""
+        (these rows' :func:`chain_bounds`: a box's bounds depend on each chain's start, so they are always given)."""
         c = self.config
-        lo, hi = bounds if bounds is not None else (c.clamp if c.clamp is not None else (None, None))
-        return langevin_update(x, grad, noise, c.drift_at(step), c.step_size_at(step), lo, hi)
+        return langevin_update(x, grad, noise, c.drift_at(step), c.step_size_at(step), *bounds)
 
-    def step(self, x: torch.Tensor, streams: Sequence[int], step: int, bounds: Bounds | None = None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, streams: Sequence[int], step: int, bounds: Bounds) -> torch.Tensor:
         """One Langevin step of every chain."""
         _, g = self.energy_and_grad(x)
         return self.update(x, g, self.noise(streams, step, x.shape[1:], x.device), step, bounds)
 
-    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int, bounds: Bounds | None = None) -> tuple[torch.Tensor, int]:
+    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int, bounds: Bounds) -> tuple[torch.Tensor, int]:
         """Advance every chain by some steps (here one; backends may fuse several); returns (x, steps taken)."""
         return self.step(x, streams, step, bounds), 1
 

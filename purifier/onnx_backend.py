@@ -83,11 +83,11 @@ class _OnnxSampler(LangevinSampler):
         super().__init__(None, config, backend.micro_batch)  # type: ignore[arg-type]
         self.backend = backend
 
-    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int, bounds: Bounds | None = None) -> tuple[torch.Tensor, int]:
+    def advance(self, x: torch.Tensor, streams: Sequence[int], step: int, remaining: int, bounds: Bounds) -> tuple[torch.Tensor, int]:
         k = max(u for u in self.backend.steps_sessions if u <= remaining)
         cfg = self.config
         noise = torch.stack([self.noise(streams, step + i, x.shape[1:], torch.device("cpu")) for i in range(k)])
-        lo, hi = (_bound_array(b, x, fill) for b, fill in zip(bounds or (None, None), (-np.inf, np.inf), strict=True))
+        lo, hi = (_bound_array(b, x, fill) for b, fill in zip(bounds, (-np.inf, np.inf), strict=True))
         feeds = {
             "x": x.numpy(), "noise": noise.numpy(), "lo": lo, "hi": hi,
             "drift": np.array([cfg.drift_at(step + i) for i in range(k)]), "scale": np.array([cfg.step_size_at(step + i) for i in range(k)]),

@@ -94,7 +94,7 @@ def test_the_box_bounds_every_state_around_its_start_even_for_stopped_and_contin
     cfg = LangevinConfig(steps=6, step_size=1.0, temperature=1.0, box=0.25, clamp=(-1.0, 1.0))
     seen: list[torch.Tensor] = []
     sampler = LangevinSampler(Quadratic(0.0), cfg)
-    sampler.update = lambda x, g, z, step=0, bounds=None, f=sampler.update: seen.append(f(x, g, z, step, bounds)) or seen[-1]  # type: ignore[method-assign]
+    sampler.update = lambda x, g, z, step, bounds, f=sampler.update: seen.append(f(x, g, z, step, bounds)) or seen[-1]  # type: ignore[method-assign]
     stop_first_after_two = lambda done, active: (active != 0) | (done < 2)  # noqa: E731
     out = sampler.run(starts, chain_streams([1, 2, 3], 1), hook=stop_first_after_two).x
     lo, hi = (starts - 0.25).clamp(min=-1.0), (starts + 0.25).clamp(max=1.0)
