@@ -27,7 +27,7 @@ from attacks.losses import Loss
 from attacks.norms import Norm
 from attacks.pgd import PGD, PGDResult, model_gradient
 from attacks.report import write_report
-from attacks.settings import EvalSettings, weights_differ
+from attacks.settings import EvalSettings, models_differ
 from attacks.verify import verify
 from purifier.backends import load_classifier_ref
 from purifier.checkpoint import resolve
@@ -108,21 +108,22 @@ def _natural_from(settings: EvalSettings, models: dict[str, Any]) -> dict[int, d
     if theirs != ours:
         diff = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in ours if theirs[k] != ours[k])
         raise SettingsError(f"--natural-from {folder} evaluated another defense ({diff})")
-    if other := weights_differ(saved.get("models"), models):
-        raise SettingsError(f"--natural-from {folder} evaluated other weights ({other})")
+    if other := models_differ(saved.get("models"), models):
+        raise SettingsError(f"--natural-from {folder} evaluated other models ({other})")
     return {r["index"]: r["natural"] for r in read_results(folder)}
 
 
 def _check_or_write_settings(settings: EvalSettings, out: Path, models: dict[str, Any]) -> None:
-    """Refuse to resume ``out`` with other settings or other weights (the fingerprint hashes the
-    settings, which name models by reference; the weights behind a reference can be retrained)."""
+    """Refuse to resume ``out`` with other settings, other weights or another default chain (the
+    fingerprint hashes the settings, which name models by reference; the weights behind a reference
+    can be retrained and its Langevin defaults re-shipped)."""
     path = out / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("fingerprint") != settings.fingerprint() or old["settings"].get("shard") != list(settings.shard):
             raise SettingsError(f"{out} holds results of different settings; use another --out or the same flags to resume")
-        if other := weights_differ(old.get("models"), models):
-            raise SettingsError(f"{out} holds results of other weights ({other}); use another --out")
+        if other := models_differ(old.get("models"), models):
+            raise SettingsError(f"{out} holds results of other models ({other}); use another --out")
     path.write_text(json.dumps({"fingerprint": settings.fingerprint(), "settings": settings.to_dict(), "models": models}, indent=2))
 
 
@@ -143,6 +144,8 @@ def _context(s: EvalSettings) -> _Context:
         raise SettingsError(f"offset {s.offset} + n {s.n} exceeds the {len(x)} test images of {dataset}")
     models = {"classifier": s.classifier or f"{s.model}:classifier", "classifier_sha256": clf_sha, "dataset": dataset,
               "ebm": str(resolve(s.model, "ebm")), "ebm_sha256": purifier.metadata["weights"]["sha256"]}
+    if s.defense == "ebm":  # the chain the reference resolved to: a re-shipped default must not resume old results
+        models["langevin"] = purifier.defaults.to_dict()
 
     def build(k: int | None) -> Defense:
         if s.defense == "none":

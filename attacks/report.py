@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from attacks.settings import weights_differ
+from attacks.settings import models_differ
 from attacks.stats import wilson_interval
 from purifier.errors import SettingsError
 
@@ -173,8 +173,8 @@ def merge(folders: list[Path], out: Path) -> dict[str, Any]:
     if len({m["fingerprint"] for m in metas}) != 1:
         raise SettingsError("the folders hold evaluations with different settings")
     for f, m in zip(folders[1:], metas[1:], strict=True):
-        if other := weights_differ(metas[0].get("models"), m.get("models")):
-            raise SettingsError(f"{f} evaluated other weights than {folders[0]} ({other})")
+        if other := models_differ(metas[0].get("models"), m.get("models")):
+            raise SettingsError(f"{f} evaluated other models than {folders[0]} ({other})")
     out.mkdir(parents=True, exist_ok=True)
     merged = dict(metas[0])
     merged["settings"] = {**metas[0]["settings"], "shard": [0, 1]}

@@ -112,9 +112,18 @@ class EvalSettings:
 WEIGHT_KEYS = ("ebm_sha256", "classifier_sha256")
 
 
-def weights_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
-    """'' if the two model records (``models`` of settings.json) name the same weights or either is
-    missing (folders written before weights were recorded), else which sha256 differs."""
+def models_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """'' if the two model records (``models`` of settings.json) name the same weights and the same
+    Langevin defaults, else what differs. A record or key that is missing (folders written before it
+    was recorded; baselines record no chain) counts as the same.
+
+    Settings name models by reference, and a reference can change behind its name: weights retrained
+    in place, or a model's default chain re-shipped (``langevin``: the defaults the reference resolved
+    to, a variant's overrides applied)."""
     if not a or not b:
         return ""
-    return ", ".join(f"{k} {a[k][:12]} vs {b[k][:12]}" for k in WEIGHT_KEYS if a.get(k) and b.get(k) and a[k] != b[k])
+    diffs = [f"{k} {a[k][:12]} vs {b[k][:12]}" for k in WEIGHT_KEYS if a.get(k) and b.get(k) and a[k] != b[k]]
+    la, lb = a.get("langevin"), b.get("langevin")
+    if la and lb and la != lb:
+        diffs.append("langevin defaults " + ", ".join(f"{k} {la.get(k)!r} vs {lb.get(k)!r}" for k in sorted(la.keys() | lb.keys()) if la.get(k) != lb.get(k)))
+    return ", ".join(diffs)

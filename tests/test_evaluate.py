@@ -220,9 +220,30 @@ def test_results_of_other_weights_are_never_mixed(cli, model_dir: Path, tmp_path
     assert saved["ebm_sha256"] == json.loads((model_dir / "ebm.json").read_text())["weights"]["sha256"]
     make_ebm_checkpoint(model_dir / "ebm", seed=1)  # retrained under the same reference
     code, _, err = cli(*base, "--out", tmp_path / "a")
-    assert code == 2 and "holds results of other weights (ebm_sha256" in err and "Traceback" not in err
+    assert code == 2 and "holds results of other models (ebm_sha256" in err and "Traceback" not in err
     code, _, err = cli(*base, "--natural-from", tmp_path / "a", "--out", tmp_path / "b")
-    assert code == 2 and "evaluated other weights" in err
+    assert code == 2 and "evaluated other models" in err
     assert cli(*base, "--shard", "1/2", "--out", tmp_path / "s1")[0] == 0
     code, _, err = cli("evaluate", "merge", tmp_path / "s0", tmp_path / "s1", "--out", tmp_path / "merged")
-    assert code == 2 and "evaluated other weights" in err
+    assert code == 2 and "evaluated other models" in err
+
+
+def test_results_of_another_default_chain_are_never_mixed(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """A model's default chain can be re-shipped under the same name and weights: resume and --natural-from
+    compare the Langevin settings the reference resolved to; a baseline records no chain and resumes."""
+    base = ("evaluate", "--model", model_dir, "--attack", "none", "--n", "2", "--steps", "1", "--replicates", "1", "--no-progress",
+            "--data-dir", data_dir)
+    assert cli(*base, "--out", tmp_path / "a")[0] == 0
+    assert cli(*base, "--defense", "binarize", "--out", tmp_path / "bin")[0] == 0
+    saved = json.loads((tmp_path / "a" / "settings.json").read_text())["models"]
+    assert saved["langevin"]["box"] is None and "langevin" not in json.loads((tmp_path / "bin" / "settings.json").read_text())["models"]
+    meta_path = model_dir / "ebm.json"
+    meta = json.loads(meta_path.read_text())
+    meta["langevin"] = {**meta["langevin"], "box": 0.6, "clamp": [-1.0, 1.0]}  # the same weights, a new default chain
+    meta_path.write_text(json.dumps(meta))
+    code, _, err = cli(*base, "--out", tmp_path / "a")
+    assert code == 2 and "holds results of other models (langevin defaults box None vs 0.6, clamp None vs [-1.0, 1.0])" in err
+    assert "Traceback" not in err
+    code, _, err = cli(*base, "--natural-from", tmp_path / "a", "--out", tmp_path / "b")
+    assert code == 2 and "evaluated other models (langevin defaults" in err
+    assert cli(*base, "--defense", "binarize", "--out", tmp_path / "bin")[0] == 0
