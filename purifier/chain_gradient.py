@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from purifier.langevin import Bound, LangevinSampler, chain_bounds, frozen, langevin_update
+from purifier.langevin import Bound, LangevinSampler, box_binds, chain_bounds, frozen, langevin_update
 
 
 def exact_chain(x0: torch.Tensor, sampler: LangevinSampler, streams: Sequence[int], segment: int | None = None) -> torch.Tensor:
@@ -48,11 +48,7 @@ class _ExactChain(torch.autograd.Function):
         sampler: LangevinSampler = ctx.sampler
         steps, seg, cfg = sampler.config.steps, ctx.segment, sampler.config
         lo, hi = ctx.bounds
-        moves = None  # where the lower / upper bound is the box's (not the clamp's): a state held there moves with x_0
-        if cfg.box is not None:
-            x0 = ctx.checkpoints[0]
-            free = torch.ones_like(x0, dtype=torch.bool)
-            moves = (x0 - cfg.box > cfg.clamp[0], x0 + cfg.box < cfg.clamp[1]) if cfg.clamp is not None else (free, free)
+        moves = box_binds(cfg, ctx.checkpoints[0])
         v = v.detach()
         to_origin = torch.zeros_like(v)
         with frozen(sampler.energy):

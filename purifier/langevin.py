@@ -221,6 +221,17 @@ def chain_bounds(config: LangevinConfig, origin: torch.Tensor) -> Bounds:
     return (lower.clamp(min=lo) if lo is not None else lower), (upper.clamp(max=hi) if hi is not None else upper)
 
 
+def box_binds(config: LangevinConfig, origin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Where the lower / upper bound of :func:`chain_bounds` is the box's, not the clamp's (boolean
+    tensors shaped like ``origin``; None without a box): a state held there moves with ``origin``."""
+    if config.box is None:
+        return None
+    if config.clamp is None:
+        free = torch.ones_like(origin, dtype=torch.bool)
+        return free, free
+    return origin - config.box > config.clamp[0], origin + config.box < config.clamp[1]
+
+
 def rows_of(bounds: Bounds, rows: torch.Tensor) -> Bounds:
     """The bounds of some chains (per-chain tensors are indexed, numbers and None pass)."""
     return tuple(b[rows] if isinstance(b, torch.Tensor) else b for b in bounds)  # type: ignore[return-value]
