@@ -228,3 +228,22 @@ done
 #       --curve runs/mnist-noised-curve/report.json --curve runs/mnist-noised-anneal-curve/report.json --curve runs/mnist-noised-box-curve/report.json \
 #       --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
 #       --reason ... --notes ...
+
+# 11. Session 9: the protocol completed where the goal is judged (runs/q13.sh, q14.sh, q15.sh as run, two lanes of one
+#     core each, from a frozen worktree of commit 00579a9 so that the code could change under the runs; the folders were
+#     then copied into results/): the adaptive attack on the shipped box chain, MNIST eps 0.3, report images 1100-1499;
+#     on fashion-mnist-noised, eps 0.1, images 1250-1499 (with the n = 150 folder of section 9 the whole report slice);
+#     and on the box chain at eps 0.1 and 0.2, images 1000-1049 (batches of 10).
+for o in 1100 1150 1200 1250 1300 1350 1400 1450; do
+  ebm-purify evaluate "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o \
+    --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-adaptive-linf-$o
+done
+for o in 1250 1300 1350 1400 1450; do
+  ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o \
+    --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-$o
+done
+for e in 0.1 0.2; do
+  ebm-purify evaluate --model configs/purify/mnist-noised-box.toml --classifier mnist --eps $e --attack adaptive "${cut[@]}" "${s7[@]}" \
+    --n 50 --offset 1000 --batch-size 10 --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-adaptive-linf-eps$e
+done
+#     then the two tables again (the commands at the end of section 8).
