@@ -247,3 +247,4 @@ for e in 0.1 0.2; do
     --n 50 --offset 1000 --batch-size 10 --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-adaptive-linf-eps$e
 done
 #     then the two tables again (the commands at the end of section 8).
+#     The mnist-noised card's reason updated with the full-protocol number (runs/ship/ship-mnist-noised.sh again; text only, the weights and defaults unchanged).
