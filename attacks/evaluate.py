@@ -3,7 +3,9 @@
 ``evaluate(settings, out_dir)`` is the library call behind ``ebm-purify evaluate``. Results are
 appended to ``out_dir/results.jsonl`` one batch at a time, so an interrupted run resumes where it
 stopped; ``settings.shard = (i, n)`` takes every n-th image from the i-th, and
-:func:`attacks.report.merge` joins shard folders. The report (JSON, Markdown, plots) is rebuilt
+:func:`attacks.report.merge` joins shard folders. ``settings.survivors_of`` chains runs as
+AutoAttack does: an image an earlier run of the same defense already broke is not attacked again
+but recorded with that run's result (``broken_by``). The report (JSON, Markdown, plots) is rebuilt
 from the results at the end (:mod:`attacks.report`).
 """
 
@@ -55,22 +57,28 @@ class _Context:
 def evaluate(settings: EvalSettings, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the evaluation and return the report dictionary."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ctx = _context(settings)
+    earlier = _natural_from(settings, ctx.models)  # the earlier runs are checked before anything is written
+    broken = _broken_earlier(settings, ctx)
+    out.mkdir(parents=True, exist_ok=True)
     _check_or_write_settings(settings, out, ctx.models)
     rows = read_results(out)
     if (out / RESULTS).is_file():  # drop a line torn by an interruption before appending
         (out / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = {(r["eps"], r["index"]) for r in rows}
     # clean-image results do not depend on eps or the attack: computed once per image, or taken from --natural-from
-    natural = _natural_from(settings, ctx.models) | {r["index"]: r["natural"] for r in rows}
+    natural = earlier | {r["index"]: r["natural"] for r in rows}
     eps_values = [0.0] if settings.attack == "none" else settings.eps
     indices = [i for i in range(settings.offset, settings.offset + settings.n) if i % settings.shard[1] == settings.shard[0]]
     todo = [(e, i) for e in eps_values for i in indices if (e, i) not in done]
     bar = tqdm(total=len(todo), disable=not progress, desc=f"evaluate {settings.attack}")
     with open(out / RESULTS, "a") as log:
         for eps in eps_values:
-            pending = [i for e, i in todo if e == eps]
+            for e, i in todo:
+                if e == eps and (eps, i) in broken:
+                    log.write(json.dumps(broken[(eps, i)]) + "\n")
+                    bar.update(1)
+            pending = [i for e, i in todo if e == eps and (eps, i) not in broken]
             for b in range(0, len(pending), settings.batch_size):
                 batch = pending[b : b + settings.batch_size]
                 for rec in _evaluate_batch(ctx, eps, batch, out, natural, first=(b == 0 and eps == eps_values[0])):
@@ -100,17 +108,42 @@ def _natural_from(settings: EvalSettings, models: dict[str, Any]) -> dict[int, d
     if settings.natural_from is None:
         return {}
     folder = Path(settings.natural_from)
+    _same_defense(folder, "--natural-from", settings, models)
+    return {r["index"]: r["natural"] for r in read_results(folder)}
+
+
+def _broken_earlier(settings: EvalSettings, ctx: _Context) -> dict[tuple[float, int], dict[str, Any]]:
+    """(eps, index) -> the record to write for an image a ``survivors_of`` run broke at the main
+    verified setting: that run's result (the first folder listed that broke it), no gradients spent."""
+    key = next(iter(ctx.defenses))
+    main = f"{key[0]}x{key[1]}"
+    broken: dict[tuple[float, int], dict[str, Any]] = {}
+    for name in settings.survivors_of or []:
+        folder = Path(name)
+        theirs = _same_defense(folder, "--survivors-of", settings, ctx.models)
+        if theirs.norm != settings.norm:
+            raise SettingsError(f"--survivors-of {folder} attacked in {theirs.norm}, this run in {settings.norm}")
+        if theirs.attack == "none":
+            raise SettingsError(f"--survivors-of {folder} ran no attack")
+        for r in read_results(folder):
+            if not r["worst_correct"][main] and (r["eps"], r["index"]) not in broken:
+                broken[(r["eps"], r["index"])] = {**r, "grad_evals": 0, "seconds": 0.0, "broken_by": r.get("broken_by", str(folder))}
+    return broken
+
+
+def _same_defense(folder: Path, flag: str, settings: EvalSettings, models: dict[str, Any]) -> EvalSettings:
+    """The settings of the evaluation in ``folder``, which must have run this defense on these models."""
     if not (folder / "settings.json").is_file():
-        raise SettingsError(f"--natural-from {folder}: no evaluation there (settings.json missing)")
+        raise SettingsError(f"{flag} {folder}: no evaluation there (settings.json missing)")
     saved = json.loads((folder / "settings.json").read_text())
-    theirs = EvalSettings.from_dict(saved["settings"]).defense_key()
-    ours = settings.defense_key()
+    their_settings = EvalSettings.from_dict(saved["settings"])
+    theirs, ours = their_settings.defense_key(), settings.defense_key()
     if theirs != ours:
         diff = ", ".join(f"{k} {theirs[k]!r} vs {ours[k]!r}" for k in ours if theirs[k] != ours[k])
-        raise SettingsError(f"--natural-from {folder} evaluated another defense ({diff})")
+        raise SettingsError(f"{flag} {folder} evaluated another defense ({diff})")
     if other := models_differ(saved.get("models"), models):
-        raise SettingsError(f"--natural-from {folder} evaluated other models ({other})")
-    return {r["index"]: r["natural"] for r in read_results(folder)}
+        raise SettingsError(f"{flag} {folder} evaluated other models ({other})")
+    return their_settings
 
 
 def _check_or_write_settings(settings: EvalSettings, out: Path, models: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
             entry["defended_final_point"] = {k: rate([r["final_correct"][k] for r in rs]) for k in keys}
             entry["defended_worst_case"] = {k: rate([r["worst_correct"][k] for r in rs]) for k in keys}
             entry["attack_fooled_its_own_estimate"] = sum(r["attack_fooled_any"] for r in rs) / len(rs)
+            entry["broken_earlier"] = sum("broken_by" in r for r in rs)  # not attacked: a --survivors-of run broke them
             entry["gradient_evaluations"] = sum(r["grad_evals"] for r in rs)
             entry["max_linf"] = max(r["linf"] for r in rs)
             entry["max_l2"] = max(r["l2"] for r in rs)
@@ -115,7 +116,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"- threat model {s['norm']}, attack steps {s['attack_steps']}, step size {s['step_size'] or '2.5 eps / steps'}, "
         f"restarts {s['restarts']}, loss {s['loss']}, EOT {s['eot']}, surrogate steps {s['surrogate_steps'] or 'full chain'}",
         f"- defense verified with R = {s['replicates_list'] or s['replicates']} copies at K = {s['steps_list'] or s['steps'] or 'model default'} steps",
-        f"- wall time {report['wall_time_s']} s, gradient evaluations {report['gradient_evaluations']}", "",
+        f"- wall time {report['wall_time_s']} s, gradient evaluations {report['gradient_evaluations']}",
+        *([f"- attacked only what {', '.join(s['survivors_of'])} left correct; the others carry that run's result "
+           f"(per eps: {', '.join(str(e.get('broken_earlier', 0)) for e in report['by_eps'])} images)"] if s.get("survivors_of") else []), "",
         "Accuracy %, Wilson 95% interval in brackets. *Final*: full defense at the attack's final point; "
         "*worst*: also broken if the full defense misclassifies a fooling iterate.", "",
         "| eps | setting K x R | bare natural | bare adversarial | defended natural | defended final | defended worst |",

@@ -49,6 +49,7 @@ class EvalSettings:
     verify_candidates: int = 3             # fooling iterates re-checked by the full defense
     stop_after: int | None = None          # stop attacking an image after this many consecutive fooled iterates
     natural_from: str | None = None        # reuse clean-image results of an earlier run with the same defense
+    survivors_of: list[str] | None = None  # attack only what these earlier runs (same defense) left correct
     batch_size: int = 50
     seed: int = 0
     shard: tuple[int, int] = (0, 1)
@@ -98,8 +99,9 @@ class EvalSettings:
     def fingerprint(self) -> str:
         """Hash of everything that changes results (not the shard, device or data folder)."""
         d = {k: v for k, v in self.to_dict().items() if k not in ("shard", "device", "data_dir", "batch_size", "natural_from")}
-        if d["stop_after"] is None:  # a knob added later: runs without it keep their fingerprint (and resume)
-            del d["stop_after"]
+        for late in ("stop_after", "survivors_of"):  # knobs added later: runs without them keep their fingerprint (and resume)
+            if not d[late]:
+                del d[late]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

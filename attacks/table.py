@@ -139,6 +139,8 @@ def _attack(s: dict[str, Any]) -> str:
             budget += f", through {s['surrogate_steps']} steps"
     if s.get("stop_after"):
         budget += f", stop after {s['stop_after']}"
+    if s.get("survivors_of"):
+        budget += f", on the survivors of {len(s['survivors_of'])} earlier run{'s' if len(s['survivors_of']) > 1 else ''}"
     name = "PGD (white-box)" if s["defense"] == "none" and attack in ("bpda-eot", "adaptive") else attack
     return f"{name} ({budget})"
 

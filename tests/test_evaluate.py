@@ -247,3 +247,39 @@ def test_results_of_another_default_chain_are_never_mixed(cli, model_dir: Path, 
     code, _, err = cli(*base, "--natural-from", tmp_path / "a", "--out", tmp_path / "b")
     assert code == 2 and "evaluated other models (langevin defaults" in err
     assert cli(*base, "--defense", "binarize", "--out", tmp_path / "bin")[0] == 0
+
+
+def test_a_chained_run_attacks_only_what_the_earlier_runs_left(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """--survivors-of (AutoAttack's cascade): images an earlier run broke carry its result and cost nothing; the
+    rest are attacked; the per-image minimum over both runs is what it is without the cascade."""
+    base = ("evaluate", "--model", model_dir, "--classifier", "mnist", *TINY, "--n", "8", "--data-dir", data_dir)  # a trained classifier
+    assert cli(*base, "--attack", "transfer", "--out", tmp_path / "t")[0] == 0
+    code, stdout, err = cli(*base, "--attack", "bpda-eot", "--survivors-of", tmp_path / "t", "--out", tmp_path / "c")
+    assert code == 0, err
+    assert cli(*base, "--attack", "bpda-eot", "--out", tmp_path / "b")[0] == 0  # the same attack on every image
+    read = {name: {(x["eps"], x["index"]): x for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines())}
+            for name in "tcb"}
+    broken = {k for k, x in read["t"].items() if not x["worst_correct"]["2x2"]}
+    assert broken and len(broken) < len(read["t"])  # the fixture's transfer attack breaks some images, not all
+    for k, x in read["c"].items():
+        if k in broken:
+            assert x["broken_by"] == str(tmp_path / "t") and x["grad_evals"] == 0 and x["worst_correct"] == read["t"][k]["worst_correct"]
+        else:
+            assert "broken_by" not in x and x["grad_evals"] > 0
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert [e["broken_earlier"] for e in report["by_eps"]] == [sum(k[0] == e for k in broken) for e in (0.1, 3.0e-1)]
+    assert "attacked only what" in stdout
+    code, _, err = cli("evaluate", "table", tmp_path / "t", tmp_path / "c", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "table.json").read_text())
+    assert any(r["attack"].startswith("bpda-eot (") and r["attack"].endswith("on the survivors of 1 earlier run)") for r in rows)
+    for row in (r for r in rows if r["attack"].startswith("min over")):
+        keys = [k for k in read["t"] if k[0] == row["eps"]]
+        assert row["robust_worst"]["correct"] == sum(read["t"][k]["worst_correct"]["2x2"] and read["c"][k]["worst_correct"]["2x2"] for k in keys)
+    code, _, err = cli(*base, "--attack", "bpda-eot", "--out", tmp_path / "c")  # the cascade is part of what a folder holds
+    assert code == 2 and "different settings" in err
+    for extra, message in ((("--replicates", "3"), "another defense"), (("--norm", "l2"), "attacked in linf")):
+        code, _, err = cli(*base, "--attack", "bpda-eot", *extra, "--survivors-of", tmp_path / "t", "--out", tmp_path / "x")
+        assert code == 2 and message in err and "Traceback" not in err
+    code, _, err = cli(*base, "--attack", "bpda-eot", "--survivors-of", tmp_path / "nowhere", "--out", tmp_path / "x")
+    assert code == 2 and "no evaluation there" in err and not (tmp_path / "x").exists()  # refused before the folder is made

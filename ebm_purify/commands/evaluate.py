@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int,
                    help="stop attacking an image after this many consecutive iterates the attack's EOT logits misclassify (default: never)")
     p.add_argument("--natural-from", help="result folder of an earlier run with the same defense: reuse its clean-image results")
+    p.add_argument("--survivors-of", action="append", metavar="DIR",
+                   help="result folder of an earlier attack on the same defense (repeatable): attack only the images it left correct "
+                   "and record the others with its result, as AutoAttack chains its attacks")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: evaluate every n-th image from the i-th")
@@ -90,7 +93,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         n=args.n, offset=args.offset, steps=args.steps, steps_list=args.steps_list, replicates=args.replicates,
         replicates_list=args.replicates_list, eot=args.eot, attack_steps=args.attack_steps, step_size=args.step_size,
         restarts=args.restarts, loss=args.loss, surrogate_steps=args.surrogate_steps, verify_candidates=args.verify_candidates, stop_after=args.stop_after,
-        natural_from=args.natural_from,
+        natural_from=args.natural_from, survivors_of=args.survivors_of,
         batch_size=args.batch_size, seed=args.seed, shard=args.shard, data_dir=args.data_dir, device=device,
     )
     report = evaluate(settings, args.out, progress=not args.no_progress)
