@@ -64,7 +64,7 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for attack, runs in _by(group, lambda r: r["attack"]).items():
             if len(runs) > 1:
                 pooled = _combined_row(runs, [_pool(runs, records)], f"{attack} pooled over {len(runs)} runs")
-                combined.append({**pooled, "attack_kinds": [attack_kind(attack)]})
+                combined.append({**pooled, "attack_kinds": [attack_kind(attack)], "pools": [r["folder"] for r in runs]})
         kinds = _by(group, lambda r: attack_kind(r["attack"]))
         if len(kinds) > 1:
             names = [kind + (f" ({n} budgets)" if (n := len({r["attack"] for r in runs})) > 1 else "") for kind, runs in kinds.items()]
@@ -153,14 +153,24 @@ def _pct(rate: dict[str, Any] | None) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as Markdown; a run that a pooled row covers is left to the JSON table (the pooled row reads as one)."""
     head = ("| data set | classifier | defense | attack | norm | eps | n | clean % | robust % (final point) | robust % (worst case) "
             "| grad. evals / image | s / image |")
     lines = [head, "|" + "---|" * 12]
-    for r in rows:
+    pooled = {(f, *_pipeline(r)) for r in rows for f in r.get("pools", [])}
+    shown = [r for r in rows if (r["folder"], *_pipeline(r)) not in pooled]
+    for r in shown:
         lines.append(f"| {r['dataset']} | {r['classifier']} | {r['defense']} | {r['attack']} | {r['norm']} | {r['eps']:g} | {r['n']} "
                      f"| {_pct(r['clean'])} | {_pct(r['robust_final'])} | {_pct(r['robust_worst'])} "
                      f"| {r['grad_evals_per_image']} | {r['seconds_per_image']} |")
+    if hidden := len(rows) - len(shown):
+        lines += ["", f"{hidden} rows of single runs that a pooled row covers are in the JSON table."]
     return "\n".join(lines) + "\n"
+
+
+def _pipeline(r: dict[str, Any]) -> tuple:
+    """What a pooled row shares with the runs it pools: the defended pipeline, the attack and the radius."""
+    return r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"], r["attack"].split(" pooled over ")[0]
 
 
 # classifier forwards of one defended prediction with R copies, for defenses without energy gradients

@@ -129,6 +129,8 @@ def test_the_table_pools_runs_of_one_attack_on_disjoint_images(cli, model_dir: P
     pooled = next(r for r in rows if r["attack"].endswith("pooled over 2 runs"))
     singles = [r for r in rows if r["attack"].startswith("transfer (")]
     assert pooled["n"] == 4 and pooled["robust_worst"]["correct"] == sum(r["robust_worst"]["correct"] for r in singles)
+    markdown = (tmp_path / "table.md").read_text()  # the pooled row stands for its runs there; the JSON keeps them
+    assert markdown.count("| transfer (") == markdown.count("pooled over 2 runs |") == 2 and "4 rows of single runs" in markdown
     low = next(r for r in rows if r["attack"].startswith("min over"))
     assert low["attack"] == "min over bpda-eot / transfer (per image)" and low["n"] == 4  # every image, not the empty overlap of t0 and t2
     records = {(name, x["index"]): all(x["worst_correct"].values()) for name in ("b", "t0", "t2")
