@@ -153,6 +153,9 @@ def _check_or_write_settings(settings: EvalSettings, out: Path, models: dict[str
     path = out / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text())
+        if old["settings"].get("seeding", "batch") != settings.seeding:
+            raise SettingsError(f"{out} holds results of attacks seeded per {old['settings'].get('seeding', 'batch')}, this run per "
+                                f"{settings.seeding}; use another --out, or --seeding {old['settings'].get('seeding', 'batch')} to resume")
         if old.get("fingerprint") != settings.fingerprint() or old["settings"].get("shard") != list(settings.shard):
             raise SettingsError(f"{out} holds results of different settings; use another --out or the same flags to resume")
         if other := models_differ(old.get("models"), models):
@@ -214,7 +217,8 @@ def _evaluate_batch(
     records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]), "natural": known[i]}
                for j, i in enumerate(indices)]
     if s.attack != "none":
-        result = _attack(ctx, x, y, eps, seed=mix(s.seed, int(eps * 1e6), indices[0]))
+        per_image = [mix(s.seed, int(eps * 1e6), i) for i in indices]
+        result = _attack(ctx, x, y, eps, seed=per_image if s.seeding == "image" else mix(s.seed, int(eps * 1e6), indices[0]))
         with torch.no_grad():
             bare_adv = ctx.classifier(result.x_adv).argmax(1).cpu()
         # gradients through purified copies cost one per copy; transfer (bare classifier) and torchattacks count their own
@@ -262,7 +266,9 @@ def _purified_view(ctx: _Context, x_adv: torch.Tensor) -> torch.Tensor:
     return x_adv.cpu()
 
 
-def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int) -> PGDResult:
+def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int | list[int]) -> PGDResult:
+    """PGD of the settings' kind; ``seed`` per image, or one for the batch (``seeding = batch``, and torchattacks,
+    whose attacks draw from one stream: they take the first image's)."""
     s = ctx.settings
     norm, loss = Norm(s.norm), Loss(s.loss)
     budget = {"eps": eps, "step_size": s.step_for(eps), "steps": s.attack_steps, "restarts": s.restarts, "seed": seed,
@@ -271,10 +277,12 @@ def _attack(ctx: _Context, x: torch.Tensor, y: torch.Tensor, eps: float, seed: i
         return PGD(model_gradient(ctx.transfer_source, loss), norm, keep_iterates=True, **budget).run(x, y)
     if s.attack in ("bpda-eot", "adaptive"):
         mode = "bpda" if s.attack == "bpda-eot" else "exact"
-        return PGD(eot_gradient(ctx.attack_defense, s.eot, mode, loss, seed), norm, keep_iterates=True, **budget).run(x, y)
+        batch_seed = seed if isinstance(seed, int) else 0  # the source's own stream is used only when PGD has one seed
+        return PGD(eot_gradient(ctx.attack_defense, s.eot, mode, loss, batch_seed), norm, keep_iterates=True, **budget).run(x, y)
     name = s.attack.split(":", 1)[1]
-    module = defense_module(ctx.attack_defense, copies=1, seed=seed)
-    atk = torchattacks_attack(name, module, s.norm, eps, s.step_for(eps), s.attack_steps, s.eot, seed)
+    one = seed if isinstance(seed, int) else seed[0]
+    module = defense_module(ctx.attack_defense, copies=1, seed=one)
+    atk = torchattacks_attack(name, module, s.norm, eps, s.step_for(eps), s.attack_steps, s.eot, one)
     x_adv = atk(x, y)
     evals = s.attack_steps * (s.eot if name in ("EOTPGD", "APGD") else 1)
     return PGDResult(x_adv.detach(), torch.zeros(len(x), dtype=torch.bool), None, None, torch.full((len(x),), evals), True, True)

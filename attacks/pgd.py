@@ -7,6 +7,10 @@ same loop serves the bare classifier, BPDA+EOT and exact-gradient attacks (see
 iterate was misclassified by the logits the source returned (the "evaluate while optimising"
 record of Hill et al.), and keeps the iterate with the highest loss across restarts.
 
+Seeds: with one seed per image the attack on an image (its random starts, and the chain noise a
+stochastic source draws for it at each step) depends only on that image and its seed, whatever
+batch it lands in; with one int the batch shares one random stream (the sources' own counter).
+
 With ``stop_after=P`` an image leaves the attack once the source's logits have misclassified it
 at P consecutive iterates (its final point is then that iterate, and later restarts skip it);
 images that resist get the full budget. This saves most of the cost of a stochastic defense that
@@ -16,17 +20,25 @@ defense whether the image counts as broken.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from attacks.losses import Loss, attack_loss
 from attacks.norms import Norm, ascent_step, project, random_start
+from purifier.langevin import mix
+from purifier.purifier import seed_list
 
-# (x_adv, labels) -> (per-example loss, d loss / d x_adv, logits used for the success record)
-GradientSource = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+class GradientSource(Protocol):
+    """(x_adv, labels, per-row seeds or None) -> (per-example loss, d loss / d x_adv, logits used for the success record).
+    A stochastic source draws its randomness for row j from ``seeds[j]`` when given, else from its own counter."""
+
+    def __call__(self, x_adv: torch.Tensor, labels: torch.Tensor, seeds: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ...
 
 
 def default_step_size(eps: float, steps: int) -> float:
@@ -65,7 +77,8 @@ class PGD:
         keep_iterates: keep every iterate for worst-case verification (default False).
         stop_after: stop attacking an image after this many consecutive misclassified iterates
             (default None: always run every step).
-        seed: seed of the random starts (default 0).
+        seed: one int for the batch, or one per image (the attack on each image is then independent
+            of its batch; see the module docstring) (default 0).
 
     Usage::
 
@@ -83,7 +96,7 @@ class PGD:
         random_init: bool = True,
         keep_iterates: bool = False,
         stop_after: int | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
     ) -> None:
         if stop_after is not None and stop_after < 1:
             raise ValueError("stop_after must be >= 1 or None")
@@ -98,8 +111,9 @@ class PGD:
         return cls(model_gradient(model, Loss(loss), targeted), norm, **kwargs)  # type: ignore[arg-type]
 
     def run(self, x: torch.Tensor, labels: torch.Tensor) -> PGDResult:
-        gen = torch.Generator().manual_seed(self.seed)
         n = x.shape[0]
+        seeds = None if isinstance(self.seed, int) else seed_list(self.seed, n)
+        gen = torch.Generator().manual_seed(self.seed) if seeds is None else None
         best = x.clone()
         best_loss = torch.full((n,), float("-inf"), device=x.device)
         fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -108,14 +122,15 @@ class PGD:
         iterates: list[torch.Tensor] = []
         iterate_fooled: list[torch.Tensor] = []
         finite, nonzero = True, False
-        for _ in range(self.restarts):
-            x_adv = random_start(x, self.eps, self.norm, gen) if self.random_init else x.clone()
+        for restart in range(self.restarts):
+            x_adv = self._start(x, restart, gen, seeds)
             streak = torch.zeros(n, dtype=torch.long, device=x.device)
             for i in range(self.steps + 1):
                 rows = torch.nonzero(~stopped).flatten()
                 if len(rows) == 0:
                     break
-                loss, grad, logits = self.gradient_source(x_adv[rows], labels[rows])
+                row_seeds = None if seeds is None else [mix(seeds[j], restart, i) for j in rows.tolist()]
+                loss, grad, logits = self.gradient_source(x_adv[rows], labels[rows], row_seeds)
                 evaluations[rows.cpu()] += 1
                 finite &= bool(torch.isfinite(grad).all())
                 nonzero |= bool(grad.abs().amax() > 0)
@@ -145,11 +160,19 @@ class PGD:
             torch.stack(iterate_fooled) if iterate_fooled else None, evaluations, finite, nonzero,
         )
 
+    def _start(self, x: torch.Tensor, restart: int, gen: torch.Generator | None, seeds: list[int] | None) -> torch.Tensor:
+        if not self.random_init:
+            return x.clone()
+        if seeds is None:
+            return random_start(x, self.eps, self.norm, gen)
+        return torch.cat([random_start(x[j : j + 1], self.eps, self.norm, torch.Generator().manual_seed(mix(s, restart)))
+                          for j, s in enumerate(seeds)])
+
 
 def model_gradient(model: nn.Module, loss: Loss = Loss.CE, targeted: bool = False) -> GradientSource:
     """A :data:`GradientSource` for a plain differentiable classifier."""
 
-    def source(x_adv: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def source(x_adv: torch.Tensor, labels: torch.Tensor, seeds: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.enable_grad():
             xg = x_adv.detach().requires_grad_(True)
             logits = model(xg)

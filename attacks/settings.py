@@ -52,6 +52,7 @@ class EvalSettings:
     survivors_of: list[str] | None = None  # attack only what these earlier runs (same defense) left correct
     batch_size: int = 50
     seed: int = 0
+    seeding: str = "image"                 # image: an image's attack is the same in any batch; batch: before that (old folders)
     shard: tuple[int, int] = (0, 1)
     data_dir: str | None = None
     device: str = "cpu"
@@ -68,6 +69,8 @@ class EvalSettings:
         for name in ("n", "replicates", "eot", "batch_size", "restarts"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1")
+        if self.seeding not in ("image", "batch"):
+            raise SettingsError(f"seeding must be image or batch, got {self.seeding!r}")
         if self.stop_after is not None and self.stop_after < 1:
             raise SettingsError("stop_after must be >= 1")
         if self.attack_steps < 0 or self.offset < 0:
@@ -102,12 +105,15 @@ class EvalSettings:
         for late in ("stop_after", "survivors_of"):  # knobs added later: runs without them keep their fingerprint (and resume)
             if not d[late]:
                 del d[late]
+        if d["seeding"] == "batch":  # what every folder written before the knob did
+            del d["seeding"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
         d = dict(d)
         d["shard"] = tuple(d.get("shard", (0, 1)))
+        d.setdefault("seeding", "batch")  # folders written before per-image attack seeds
         return cls(**d)
 
 

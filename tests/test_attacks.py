@@ -60,6 +60,28 @@ def test_pgd_stops_attacking_fooled_images_and_gives_resisting_ones_the_full_bud
     assert early.iterates is not None and early.iterate_fooled is not None and early.iterate_fooled[:, :3].sum(0).tolist() == [2, 2, 2]
 
 
+def test_with_seeds_per_image_an_images_attack_does_not_depend_on_its_batch() -> None:
+    """Random starts and chain noise come from each image's seed, also when other images stop early."""
+    purifier, clf = _parts(steps=2)
+    x = torch.rand(4, 1, 28, 28)
+    y = clf(x).argmax(1)
+    y[0] = (y[0] + 1) % 10  # fooled at once: it leaves the batch after two iterates
+    seeds = [11, 12, 13, 14]
+
+    def attack(rows: list[int], mode: str) -> torch.Tensor:
+        source = eot_gradient(EBMDefense(purifier, clf), eot=2, gradient=mode)
+        pgd = PGD(source, Norm.LINF, eps=0.1, step_size=0.02, steps=3, restarts=2, stop_after=2, seed=[seeds[j] for j in rows])
+        return pgd.run(x[rows], y[rows]).x_adv
+
+    for mode in ("bpda", "exact"):
+        together = attack([0, 1, 2, 3], mode)
+        for j in range(4):
+            assert torch.allclose(attack([j], mode)[0], together[j], atol=1e-5), (mode, j)
+        assert torch.allclose(attack([3, 1], mode), together[[3, 1]], atol=1e-5)
+    one_seed = PGD(eot_gradient(EBMDefense(purifier, clf), eot=2, gradient="bpda"), Norm.LINF, eps=0.1, step_size=0.02, steps=3, seed=5)
+    assert not torch.allclose(one_seed.run(x[:2], y[:2]).x_adv[1], one_seed.run(x[1:2], y[1:2]).x_adv[0])  # one stream per batch
+
+
 def test_a_surrogate_chain_attack_records_success_on_the_full_defense() -> None:
     from purifier.langevin import mix
 

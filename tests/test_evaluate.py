@@ -285,3 +285,34 @@ def test_a_chained_run_attacks_only_what_the_earlier_runs_left(cli, model_dir: P
         assert code == 2 and message in err and "Traceback" not in err
     code, _, err = cli(*base, "--attack", "bpda-eot", "--survivors-of", tmp_path / "nowhere", "--out", tmp_path / "x")
     assert code == 2 and "no evaluation there" in err and not (tmp_path / "x").exists()  # refused before the folder is made
+
+
+@pytest.mark.parametrize("attack", ["bpda-eot", "adaptive"])
+def test_an_images_result_does_not_depend_on_its_batch_or_shard(cli, model_dir: Path, tmp_path: Path, data_dir: Path, attack: str) -> None:
+    base = ("evaluate", "--model", model_dir, "--classifier", "mnist", "--attack", attack, *TINY, "--eps-list", "0.1",
+            "--n", "8", "--stop-after", "1", "--data-dir", data_dir)
+    assert cli(*base, "--batch-size", "8", "--out", tmp_path / "one")[0] == 0
+    assert cli(*base, "--batch-size", "1", "--shard", "1/2", "--out", tmp_path / "odd")[0] == 0
+
+    def records(name: str) -> dict[int, dict]:
+        return {x["index"]: x for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines())}
+
+    one, odd = records("one"), records("odd")
+    assert sorted(odd) == [1, 3, 5, 7] and len({x["grad_evals"] for x in one.values()}) > 1  # some images stopped early, some did not
+    for i, x in odd.items():
+        assert {k: v for k, v in x.items() if k not in ("seconds", "l2", "linf")} == {k: v for k, v in one[i].items() if k not in ("seconds", "l2", "linf")}
+        assert x["l2"] == pytest.approx(one[i]["l2"], abs=1e-4)
+
+
+def test_folders_seeded_per_batch_resume_only_as_they_were_written(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    base = ("evaluate", "--model", model_dir, "--attack", "transfer", *TINY, "--data-dir", data_dir, "--out", tmp_path / "old")
+    assert cli(*base, "--seeding", "batch")[0] == 0
+    results = tmp_path / "old" / "results.jsonl"
+    results.write_text("".join(results.read_text().splitlines(keepends=True)[:4]))  # interrupted after the first radius
+    saved = json.loads((tmp_path / "old" / "settings.json").read_text())
+    del saved["settings"]["seeding"]  # as every folder written before the flag
+    (tmp_path / "old" / "settings.json").write_text(json.dumps(saved))
+    code, _, err = cli(*base)
+    assert code == 2 and "seeded per batch, this run per image" in err and "--seeding batch" in err
+    assert cli(*base, "--seeding", "batch")[0] == 0  # the old fingerprint: it resumes with the second radius
+    assert len(results.read_text().splitlines()) == 8

@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "and record the others with its result, as AutoAttack chains its attacks")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeding", choices=["image", "batch"], default="image",
+                   help="image (default): an image's attack is the same in any batch or shard; batch: one random stream per batch, "
+                   "as folders written before this flag (to resume them)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: evaluate every n-th image from the i-th")
     p.add_argument("--out", required=True, help="result folder (resumes if it holds the same evaluation)")
     p.add_argument("--no-progress", action="store_true")
@@ -94,7 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         replicates_list=args.replicates_list, eot=args.eot, attack_steps=args.attack_steps, step_size=args.step_size,
         restarts=args.restarts, loss=args.loss, surrogate_steps=args.surrogate_steps, verify_candidates=args.verify_candidates, stop_after=args.stop_after,
         natural_from=args.natural_from, survivors_of=args.survivors_of,
-        batch_size=args.batch_size, seed=args.seed, shard=args.shard, data_dir=args.data_dir, device=device,
+        batch_size=args.batch_size, seed=args.seed, seeding=args.seeding, shard=args.shard, data_dir=args.data_dir, device=device,
     )
     report = evaluate(settings, args.out, progress=not args.no_progress)
     print((Path(args.out) / "report.md").read_text())
