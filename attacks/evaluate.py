@@ -32,7 +32,7 @@ from attacks.report import write_report
 from attacks.settings import EvalSettings, models_differ
 from attacks.verify import verify
 from purifier.backends import load_classifier_ref
-from purifier.checkpoint import resolve
+from purifier.checkpoint import recorded_path, resolve
 from purifier.data import load_dataset
 from purifier.errors import SettingsError
 from purifier.grids import save_grid
@@ -179,7 +179,7 @@ def _context(s: EvalSettings) -> _Context:
     if s.offset + s.n > len(x):
         raise SettingsError(f"offset {s.offset} + n {s.n} exceeds the {len(x)} test images of {dataset}")
     models = {"classifier": s.classifier or f"{s.model}:classifier", "classifier_sha256": clf_sha, "dataset": dataset,
-              "ebm": str(resolve(s.model, "ebm")), "ebm_sha256": purifier.metadata["weights"]["sha256"]}
+              "ebm": recorded_path(resolve(s.model, "ebm")), "ebm_sha256": purifier.metadata["weights"]["sha256"]}
     if s.defense == "ebm":  # the chain the reference resolved to: a re-shipped default must not resume old results
         models["langevin"] = purifier.defaults.to_dict()
 

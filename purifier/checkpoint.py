@@ -128,6 +128,13 @@ def resolve(reference: str | Path, role: str = "ebm") -> Path:
     raise CheckpointError(f"{reference}: no {role} checkpoint found (a checkpoint path, a model folder, or a shipped model: {shipped})")
 
 
+def recorded_path(path: Path) -> str:
+    """A checkpoint path as reports record it: shipped weights relative to the repository
+    (``purifier/weights/NAME/ebm.json``, the same from any clone), any other path absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(WEIGHTS_DIR.parent.parent)) if path.is_relative_to(WEIGHTS_DIR) else str(path)
+
+
 def _model_file(ref: Path, role: str) -> Path:
     if ref.suffix in (".json", ".safetensors"):
         return ref.with_suffix(".json")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from purifier.checkpoint import load_checkpoint, resolve, save_checkpoint
+from purifier.checkpoint import load_checkpoint, recorded_path, resolve, save_checkpoint
 from purifier.errors import CheckpointError
 from purifier.models import build
 from purifier.purifier import Purifier
@@ -113,6 +113,12 @@ def test_resolve_folder_and_unknown_name(tmp_path: Path) -> None:
         resolve(tmp_path / "m", "classifier")
     with pytest.raises(CheckpointError, match="shipped model"):
         resolve("not-a-model")
+
+
+def test_reports_record_shipped_weights_by_their_place_in_the_repository(tmp_path: Path) -> None:
+    assert recorded_path(resolve("mnist")) == "purifier/weights/mnist/ebm.json"  # the same from any clone or worktree
+    make_ebm_checkpoint(tmp_path / "m" / "ebm")
+    assert recorded_path(resolve(tmp_path / "m")) == str((tmp_path / "m" / "ebm.json").resolve())
 
 
 def test_an_ebm_without_classifiers_takes_those_it_names_one_level_deep(tmp_path: Path) -> None:
