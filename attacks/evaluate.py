@@ -153,7 +153,7 @@ def _check_or_write_settings(settings: EvalSettings, out: Path, models: dict[str
     path = out / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if old["settings"].get("seeding", "batch") != settings.seeding:
+        if old["settings"].get("seeding", "batch") != settings.seeding and settings.attack != "none":
             raise SettingsError(f"{out} holds results of attacks seeded per {old['settings'].get('seeding', 'batch')}, this run per "
                                 f"{settings.seeding}; use another --out, or --seeding {old['settings'].get('seeding', 'batch')} to resume")
         if old.get("fingerprint") != settings.fingerprint() or old["settings"].get("shard") != list(settings.shard):

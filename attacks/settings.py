@@ -105,7 +105,7 @@ class EvalSettings:
         for late in ("stop_after", "survivors_of"):  # knobs added later: runs without them keep their fingerprint (and resume)
             if not d[late]:
                 del d[late]
-        if d["seeding"] == "batch":  # what every folder written before the knob did
+        if d["seeding"] == "batch" or d["attack"] == "none":  # what every folder written before the knob did; no attack, no seeds
             del d["seeding"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

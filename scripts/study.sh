@@ -3,12 +3,14 @@
 # (500 images; the tuning slice is 0-999), one thread per process. Each command resumes if interrupted.
 # Afterwards: ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table
 set -euo pipefail
+# Sections 1-11 ran before attacks were seeded per image (session 10): their evaluations carry --seeding batch, which
+# reproduces them and lets the committed folders resume (a per-image run refuses a folder seeded per batch).
 cd "$(dirname "$0")/.."
 # How the candidate was made (not rerun here; about 60 minutes of one core):
 #   ebm-purify train-ebm --config configs/mnist-ebm-noised.toml --out runs/mnist-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
 #     (its weights are experiments/mnist-noised/, which the next config starts from)
 #   ebm-purify train-ebm --config configs/mnist-ebm-noised-long.toml --out runs/mnist-noised-long/ebm --threads 1 --no-progress --data-dir ../shared/data
-#   (a first model_card run as below without --curve, then) ebm-purify evaluate --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
+#   (a first model_card run as below without --curve, then) ebm-purify evaluate --seeding batch --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
 #     --n 500 --offset 0 --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-curve
 #   python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --curve runs/mnist-noised-curve/report.json \
 #     --steps 200 --classifiers-from mnist --reason ... --notes ...      (the card holds the reason and notes as written)
@@ -18,10 +20,10 @@ bpda=(--attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2)
 
 # 1. baselines on the report slice: white-box PGD on both classifiers, thresholding and noise+median under BPDA+EOT
 for clf in classifier-pgd classifier; do
-  ebm-purify evaluate --model mnist --classifier mnist:$clf --eps-list 0.1,0.2,0.3 --out results/mnist-study/$clf-linf "${whitebox[@]}" "${common[@]}"
+  ebm-purify evaluate --seeding batch --model mnist --classifier mnist:$clf --eps-list 0.1,0.2,0.3 --out results/mnist-study/$clf-linf "${whitebox[@]}" "${common[@]}"
 done
 for defense in binarize noise-median; do
-  ebm-purify evaluate --model mnist --defense $defense --eps-list 0.1,0.2,0.3 --out results/mnist-study/$defense-bpda-eot-linf "${bpda[@]}" "${common[@]}"
+  ebm-purify evaluate --seeding batch --model mnist --defense $defense --eps-list 0.1,0.2,0.3 --out results/mnist-study/$defense-bpda-eot-linf "${bpda[@]}" "${common[@]}"
 done
 
 # 2. the candidate: mnist-noised (configs/mnist-ebm-noised.toml, then configs/mnist-ebm-noised-long.toml), K = 200 and 100,
@@ -31,12 +33,12 @@ done
 ebm=(--model configs/purify/mnist-noised-fast.toml --classifier mnist --eps 0.3)
 cut=(--loss margin --eot 8 --attack-steps 20 --stop-after 2)
 (
-  ebm-purify evaluate "${ebm[@]}" --attack transfer --loss margin --attack-steps 100 --steps-list 100,200 --out results/mnist-study/noised-transfer-linf "${common[@]}"
-  ebm-purify evaluate "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 0/2 --out runs/study-bpda-shard0 "${common[@]}"
+  ebm-purify evaluate --seeding batch "${ebm[@]}" --attack transfer --loss margin --attack-steps 100 --steps-list 100,200 --out results/mnist-study/noised-transfer-linf "${common[@]}"
+  ebm-purify evaluate --seeding batch "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 0/2 --out runs/study-bpda-shard0 "${common[@]}"
 ) &
 (
-  ebm-purify evaluate "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 1/2 --out runs/study-bpda-shard1 "${common[@]}"
-  ebm-purify evaluate "${ebm[@]}" --attack adaptive "${cut[@]}" --out results/mnist-study/noised-adaptive-linf "${common[@]}" --n 50
+  ebm-purify evaluate --seeding batch "${ebm[@]}" --attack bpda-eot "${cut[@]}" --shard 1/2 --out runs/study-bpda-shard1 "${common[@]}"
+  ebm-purify evaluate --seeding batch "${ebm[@]}" --attack adaptive "${cut[@]}" --out results/mnist-study/noised-adaptive-linf "${common[@]}" --n 50
 ) &
 wait
 ebm-purify evaluate merge runs/study-bpda-shard0 runs/study-bpda-shard1 --out results/mnist-study/noised-bpda-eot-linf
@@ -44,11 +46,11 @@ ebm-purify evaluate merge runs/study-bpda-shard0 runs/study-bpda-shard1 --out re
 # 3. the annealed chain (configs/purify/mnist-noised-anneal.toml: K = 100, eps 0.025 -> 0.00625), chosen on the tuning
 #    slice after the runs above: transfer on all 500, BPDA+EOT (same cut budget) on the first 100
 anneal=(--model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps 0.3)
-ebm-purify evaluate "${anneal[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf "${common[@]}"
-ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf "${common[@]}" --n 100 \
+ebm-purify evaluate --seeding batch "${anneal[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf "${common[@]}"
+ebm-purify evaluate --seeding batch "${anneal[@]}" --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf "${common[@]}" --n 100 \
   --natural-from results/mnist-study/anneal-transfer-linf
 for i in 0 1; do  # the adaptive attack on the first 50, as for the constant chain
-  ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" --shard $i/2 --out runs/anneal-adaptive-shard$i "${common[@]}" --n 50 \
+  ebm-purify evaluate --seeding batch "${anneal[@]}" --attack adaptive "${cut[@]}" --shard $i/2 --out runs/anneal-adaptive-shard$i "${common[@]}" --n 50 \
     --natural-from results/mnist-study/anneal-transfer-linf &
 done
 wait
@@ -59,23 +61,23 @@ ebm-purify evaluate merge runs/anneal-adaptive-shard0 runs/anneal-adaptive-shard
 #    chain's copy of its images; 13 minutes of purifying the 60000 training images on two threads, cached, then 6 epochs),
 #    attacked like the annealed row: transfer on all 500 (no gain, so no BPDA+EOT run)
 ebm-purify train-classifier --config configs/mnist-classifier-purified.toml --out runs/mnist-purified/classifier --threads 2 --data-dir ../shared/data
-ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier runs/mnist-purified/classifier.json --eps 0.3 --attack transfer \
+ebm-purify evaluate --seeding batch --model configs/purify/mnist-noised-anneal.toml --classifier runs/mnist-purified/classifier.json --eps 0.3 --attack transfer \
   --loss margin --attack-steps 100 --out results/mnist-study/purified-clf-anneal-transfer-linf "${common[@]}"
 
 #    and one trained on purified transfer examples (configs/mnist-classifier-purified-adv.toml, [purified].attack):
 #    transfer on all 500, BPDA+EOT (cut budget) on the first 100, two shards in parallel
 ebm-purify train-classifier --config configs/mnist-classifier-purified-adv.toml --out runs/mnist-purified-adv/classifier --threads 2 --data-dir ../shared/data
 padv=(--model configs/purify/mnist-noised-anneal.toml --classifier runs/mnist-purified-adv/classifier.json --eps 0.3)
-ebm-purify evaluate "${padv[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/purified-adv-clf-anneal-transfer-linf "${common[@]}"
+ebm-purify evaluate --seeding batch "${padv[@]}" --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/purified-adv-clf-anneal-transfer-linf "${common[@]}"
 for i in 0 1; do
-  ebm-purify evaluate "${padv[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/padv-bpda-shard$i "${common[@]}" --n 100
+  ebm-purify evaluate --seeding batch "${padv[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/padv-bpda-shard$i "${common[@]}" --n 100
 done
 ebm-purify evaluate merge runs/padv-bpda-shard0 runs/padv-bpda-shard1 --out results/mnist-study/purified-adv-clf-anneal-bpda-eot-linf
 
 # 4b. MNIST eps 0.1 and 0.2 for the annealed chain: transfer on all 500, BPDA+EOT (cut budget) on the first 100
-ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf-eps0.1-0.2 \
+ebm-purify evaluate --seeding batch --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --out results/mnist-study/anneal-transfer-linf-eps0.1-0.2 \
   "${common[@]}" --natural-from results/mnist-study/anneal-transfer-linf
-ebm-purify evaluate --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf-eps0.1-0.2 \
+ebm-purify evaluate --seeding batch --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf-eps0.1-0.2 \
   "${common[@]}" --n 100 --natural-from results/mnist-study/anneal-transfer-linf
 
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
@@ -88,23 +90,23 @@ ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table
 F=results/fashion-mnist-study
 fnoised=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.1)
 for clf in classifier-pgd classifier; do
-  ebm-purify evaluate --model fashion-mnist --classifier fashion-mnist:$clf --eps-list 0.05,0.1 --out $F/$clf-linf "${whitebox[@]}" "${common[@]}"
+  ebm-purify evaluate --seeding batch --model fashion-mnist --classifier fashion-mnist:$clf --eps-list 0.05,0.1 --out $F/$clf-linf "${whitebox[@]}" "${common[@]}"
 done
 for defense in binarize noise-median; do
-  ebm-purify evaluate --model fashion-mnist --defense $defense --eps-list 0.05,0.1 --out $F/$defense-bpda-eot-linf "${bpda[@]}" "${common[@]}"
+  ebm-purify evaluate --seeding batch --model fashion-mnist --defense $defense --eps-list 0.05,0.1 --out $F/$defense-bpda-eot-linf "${bpda[@]}" "${common[@]}"
 done
-ebm-purify evaluate "${fnoised[@]}" --attack transfer --loss margin --attack-steps 100 --eps-list 0.05,0.1 --out $F/noised-transfer-linf "${common[@]}"
+ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack transfer --loss margin --attack-steps 100 --eps-list 0.05,0.1 --out $F/noised-transfer-linf "${common[@]}"
 for i in 0 1; do
-  ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda-shard$i "${common[@]}"
+  ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda-shard$i "${common[@]}"
 done
 ebm-purify evaluate merge runs/fstudy-bpda-shard0 runs/fstudy-bpda-shard1 --out $F/noised-bpda-eot-linf
 for i in 0 1; do  # the adaptive attack on the first 50
-  ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" --shard $i/2 --out runs/fstudy-adaptive-shard$i "${common[@]}" --n 50 \
+  ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack adaptive "${cut[@]}" --shard $i/2 --out runs/fstudy-adaptive-shard$i "${common[@]}" --n 50 \
     --natural-from $F/noised-transfer-linf
 done
 ebm-purify evaluate merge runs/fstudy-adaptive-shard0 runs/fstudy-adaptive-shard1 --out $F/noised-adaptive-linf
 for i in 0 1; do  # BPDA+EOT at eps 0.05 too
-  ebm-purify evaluate --model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.05 --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda005-shard$i "${common[@]}" \
+  ebm-purify evaluate --seeding batch --model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.05 --attack bpda-eot "${cut[@]}" --shard $i/2 --out runs/fstudy-bpda005-shard$i "${common[@]}" \
     --natural-from $F/noised-transfer-linf
 done
 ebm-purify evaluate merge runs/fstudy-bpda005-shard0 runs/fstudy-bpda005-shard1 --out $F/noised-bpda-eot-linf-eps0.05
@@ -118,18 +120,18 @@ ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 #      ebm-purify train-ebm --config configs/mnist-ebm-noised-stage3.toml --out runs/mnist-noised-stage3/ebm --threads 1 --no-progress --data-dir ../shared/data
 for set in "configs/purify/mnist-noised-anneal.toml mnist:classifier-pgd 0.3 results/mnist-study/anneal-pgdclf"            "configs/purify/fashion-mnist-noised-fast.toml fashion-mnist:classifier-pgd 0.1 $F/noised-pgdclf"; do
   read -r model clf eps out <<< "$set"
-  ebm-purify evaluate --model "$model" --classifier "$clf" --eps "$eps" --attack transfer --loss margin --attack-steps 100 --out "$out-transfer-linf" "${common[@]}"
-  ebm-purify evaluate --model "$model" --classifier "$clf" --eps "$eps" --attack bpda-eot "${cut[@]}" --out "$out-bpda-eot-linf" "${common[@]}" --n 100 \
+  ebm-purify evaluate --seeding batch --model "$model" --classifier "$clf" --eps "$eps" --attack transfer --loss margin --attack-steps 100 --out "$out-transfer-linf" "${common[@]}"
+  ebm-purify evaluate --seeding batch --model "$model" --classifier "$clf" --eps "$eps" --attack bpda-eot "${cut[@]}" --out "$out-bpda-eot-linf" "${common[@]}" --n 100 \
     --natural-from "$out-transfer-linf"
 done
 #    Fashion-MNIST only (the combination held parity there): the adaptive attack on the first 50, BPDA+EOT at 50 steps on the first 100
 fpgd=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist:classifier-pgd --eps 0.1 "${common[@]}" --natural-from $F/noised-pgdclf-transfer-linf)
-ebm-purify evaluate "${fpgd[@]}" --attack adaptive "${cut[@]}" --n 50 --out $F/noised-pgdclf-adaptive-linf
-ebm-purify evaluate "${fpgd[@]}" --attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2 --n 100 --out $F/noised-pgdclf-bpda50-linf
+ebm-purify evaluate --seeding batch "${fpgd[@]}" --attack adaptive "${cut[@]}" --n 50 --out $F/noised-pgdclf-adaptive-linf
+ebm-purify evaluate --seeding batch "${fpgd[@]}" --attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2 --n 100 --out $F/noised-pgdclf-bpda50-linf
 #    BPDA+EOT at the baselines' 50 steps on the first 100 for the two main rows (natural classifiers)
 b50=(--attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2 "${common[@]}" --n 100)
-ebm-purify evaluate "${anneal[@]}" "${b50[@]}" --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda50-linf
-ebm-purify evaluate "${fnoised[@]}" "${b50[@]}" --natural-from $F/noised-transfer-linf --out $F/noised-bpda50-linf
+ebm-purify evaluate --seeding batch "${anneal[@]}" "${b50[@]}" --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda50-linf
+ebm-purify evaluate --seeding batch "${fnoised[@]}" "${b50[@]}" --natural-from $F/noised-transfer-linf --out $F/noised-bpda50-linf
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 
@@ -142,15 +144,15 @@ ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 #      ebm-purify train-ebm --config configs/mnist-ebm-noised-bank2000.toml --out runs/bank2000/ebm --threads 1 --no-progress --data-dir ../shared/data
 #    A larger attack budget for the main MNIST row (the annealed chain): the adaptive attack on report images 1050-1099 (the
 #    table pools it with the first 50), and BPDA+EOT with 2 restarts on the first 100.
-ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
+ebm-purify evaluate --seeding batch "${anneal[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-adaptive-linf-1050
-ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
+ebm-purify evaluate --seeding batch "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
 #    The same two for the Fashion-MNIST row (fashion-mnist-noised, K = 100)
-ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
+ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
   --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1050
-ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
+ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf
 ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 
@@ -163,29 +165,29 @@ ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
 #    is in git at commit 3215fe4, out of results/ so that the tables' globs read finished runs only); the smaller-radii
 #    runs (the four commands after it) were not run.
 s7=(--threads 1 --no-progress --data-dir ../shared/data)
-ebm-purify evaluate "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
+ebm-purify evaluate --seeding batch "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf-1100
-ebm-purify evaluate "${anneal[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 400 --offset 1100 \
+ebm-purify evaluate --seeding batch "${anneal[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 400 --offset 1100 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-adaptive-linf-1100
-ebm-purify evaluate "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
+ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 400 --offset 1100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf-1100
-ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 400 --offset 1100 \
+ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 400 --offset 1100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1100
 a=(--model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --natural-from results/mnist-study/anneal-transfer-linf)
 f=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.05 --natural-from $F/noised-transfer-linf)
-ebm-purify evaluate "${a[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --out results/mnist-study/anneal-bpda-eot-r2-linf-eps0.1-0.2
-ebm-purify evaluate "${f[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --out $F/noised-bpda-eot-r2-linf-eps0.05
-ebm-purify evaluate "${a[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out results/mnist-study/anneal-adaptive-linf-eps0.1-0.2
-ebm-purify evaluate "${f[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out $F/noised-adaptive-linf-eps0.05
+ebm-purify evaluate --seeding batch "${a[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --out results/mnist-study/anneal-bpda-eot-r2-linf-eps0.1-0.2
+ebm-purify evaluate --seeding batch "${f[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --out $F/noised-bpda-eot-r2-linf-eps0.05
+ebm-purify evaluate --seeding batch "${a[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out results/mnist-study/anneal-adaptive-linf-eps0.1-0.2
+ebm-purify evaluate --seeding batch "${f[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out $F/noised-adaptive-linf-eps0.05
 #    The tables and their Pareto views (seconds per prediction at the purifier's batch-64 rate in bench/results):
 ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table --speed bench/results/purify_speed.json > /dev/null
 ebm-purify evaluate table $F/*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
 #    mnist-noised's default chain set from the frontier (weights unchanged): the curves its card shows, then the card
 #    (the reason and notes are those on the card; the stage-2 folder holds the shipped ebm.json and ebm.safetensors):
-ebm-purify evaluate --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
+ebm-purify evaluate --seeding batch --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
   --n 500 --offset 0 --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-curve   # before the change: K = 200 constant defaults
 #    with a variant file holding the annealed chain in float32 (steps 100, step_size 0.025, step_size_final 0.00625):
-#    ebm-purify evaluate --model runs/ship/mnist-noised-anneal-f32.toml --classifier mnist --attack none --replicates 1 --n 500 --offset 0 \
+#    ebm-purify evaluate --seeding batch --model runs/ship/mnist-noised-anneal-f32.toml --classifier mnist --attack none --replicates 1 --n 500 --offset 0 \
 #      --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-anneal-curve
 #    python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --classifiers-from mnist \
 #      --curve runs/mnist-noised-curve/report.json --curve runs/mnist-noised-anneal-curve/report.json \
@@ -199,22 +201,22 @@ ebm-purify evaluate --model mnist-noised --classifier mnist --attack none --step
 #    and BPDA+EOT with 2 restarts on all 500, the adaptive attack on the first 100 (runs/q9.sh, q10.sh as run); and the
 #    report of the first 150 images of the interrupted Fashion-MNIST adaptive run (its results copied, nothing recomputed).
 box=(--model configs/purify/mnist-noised-box.toml --classifier mnist --eps 0.3)
-ebm-purify evaluate "${box[@]}" --attack transfer --loss margin --attack-steps 100 "${common[@]}" --out results/mnist-study/box-transfer-linf
-ebm-purify evaluate "${box[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" \
+ebm-purify evaluate --seeding batch "${box[@]}" --attack transfer --loss margin --attack-steps 100 "${common[@]}" --out results/mnist-study/box-transfer-linf
+ebm-purify evaluate --seeding batch "${box[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" \
   --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-bpda-eot-r2-linf
 for o in 1000 1050; do
-  ebm-purify evaluate "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o --natural-from results/mnist-study/box-transfer-linf \
+  ebm-purify evaluate --seeding batch "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o --natural-from results/mnist-study/box-transfer-linf \
     --out results/mnist-study/box-adaptive-linf$([ $o = 1050 ] && echo -1050)
 done
 mkdir -p $F/noised-adaptive-linf-1100-n150 && head -n 150 runs/fashion-noised-adaptive-linf-1100-unfinished/results.jsonl > $F/noised-adaptive-linf-1100-n150/results.jsonl
-ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 150 --offset 1100 \
+ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 150 --offset 1100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1100-n150
 #    The shipped box chain at eps 0.1 and 0.2 (runs/q11.sh, q12.sh as run): transfer on all 500, BPDA+EOT x 2 restarts on
 #    the first 200 (two runs of 100 on the two cores); no adaptive attack at these radii.
 b=(--model configs/purify/mnist-noised-box.toml --classifier mnist --eps-list 0.1,0.2)
-ebm-purify evaluate "${b[@]}" --attack transfer --loss margin --attack-steps 100 "${common[@]}" --out results/mnist-study/box-transfer-linf-eps0.1-0.2
+ebm-purify evaluate --seeding batch "${b[@]}" --attack transfer --loss margin --attack-steps 100 "${common[@]}" --out results/mnist-study/box-transfer-linf-eps0.1-0.2
 for o in 1000 1100; do
-  ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 100 --offset $o --natural-from results/mnist-study/box-transfer-linf \
+  ebm-purify evaluate --seeding batch "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 100 --offset $o --natural-from results/mnist-study/box-transfer-linf \
     --out results/mnist-study/box-bpda-eot-r2-linf-eps0.1-0.2$([ $o = 1100 ] && echo -1100)
 done
 #    then the two tables again (the commands at the end of section 8).
@@ -222,7 +224,7 @@ done
 # 10. Session 8: mnist-noised's default chain set from the frontier again: the annealed chain in the radius-0.3 box
 #     (weights unchanged). The clean curve of the new chain (a variant file: the box variant's [langevin] in float32),
 #     then the card with the three curves (reason and notes as on the card):
-#     ebm-purify evaluate --model runs/ship/mnist-noised-box-f32.toml --classifier mnist --attack none --replicates 1 --n 500 --offset 0 \
+#     ebm-purify evaluate --seeding batch --model runs/ship/mnist-noised-box-f32.toml --classifier mnist --attack none --replicates 1 --n 500 --offset 0 \
 #       --threads 1 --no-progress --data-dir ../shared/data --out runs/mnist-noised-box-curve
 #     python -m purifier.training.model_card --name mnist-noised --runs runs/mnist-noised-long --classifiers-from mnist \
 #       --curve runs/mnist-noised-curve/report.json --curve runs/mnist-noised-anneal-curve/report.json --curve runs/mnist-noised-box-curve/report.json \
@@ -235,15 +237,15 @@ done
 #     on fashion-mnist-noised, eps 0.1, images 1250-1499 (with the n = 150 folder of section 9 the whole report slice);
 #     and on the box chain at eps 0.1 and 0.2, images 1000-1049 (batches of 10).
 for o in 1100 1150 1200 1250 1300 1350 1400 1450; do
-  ebm-purify evaluate "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o \
+  ebm-purify evaluate --seeding batch "${box[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o \
     --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-adaptive-linf-$o
 done
 for o in 1250 1300 1350 1400 1450; do
-  ebm-purify evaluate "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o \
+  ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 50 --offset $o \
     --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-$o
 done
 for e in 0.1 0.2; do
-  ebm-purify evaluate --model configs/purify/mnist-noised-box.toml --classifier mnist --eps $e --attack adaptive "${cut[@]}" "${s7[@]}" \
+  ebm-purify evaluate --seeding batch --model configs/purify/mnist-noised-box.toml --classifier mnist --eps $e --attack adaptive "${cut[@]}" "${s7[@]}" \
     --n 50 --offset 1000 --batch-size 10 --natural-from results/mnist-study/box-transfer-linf --out results/mnist-study/box-adaptive-linf-eps$e
 done
 #     then the two tables again (the commands at the end of section 8).
