@@ -153,9 +153,10 @@ def _check_or_write_settings(settings: EvalSettings, out: Path, models: dict[str
     path = out / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if old["settings"].get("seeding", "batch") != settings.seeding and settings.attack != "none":
-            raise SettingsError(f"{out} holds results of attacks seeded per {old['settings'].get('seeding', 'batch')}, this run per "
-                                f"{settings.seeding}; use another --out, or --seeding {old['settings'].get('seeding', 'batch')} to resume")
+        theirs = old["settings"].get("seeding", "batch")  # folders written before the knob were seeded per batch
+        if theirs != settings.seeding and settings.attack != "none":
+            raise SettingsError(f"{out} holds results of attacks seeded per {theirs}, this run per {settings.seeding}; "
+                                f"use another --out, or --seeding {theirs} to resume")
         if old.get("fingerprint") != settings.fingerprint() or old["settings"].get("shard") != list(settings.shard):
             raise SettingsError(f"{out} holds results of different settings; use another --out or the same flags to resume")
         if other := models_differ(old.get("models"), models):
@@ -217,8 +218,9 @@ def _evaluate_batch(
     records = [{"eps": eps, "index": i, "label": int(y[j]), "bare_clean": int(bare_clean[j]), "natural": known[i]}
                for j, i in enumerate(indices)]
     if s.attack != "none":
-        per_image = [mix(s.seed, int(eps * 1e6), i) for i in indices]
-        result = _attack(ctx, x, y, eps, seed=per_image if s.seeding == "image" else mix(s.seed, int(eps * 1e6), indices[0]))
+        radius = int(eps * 1e6)
+        seed = [mix(s.seed, radius, i) for i in indices] if s.seeding == "image" else mix(s.seed, radius, indices[0])
+        result = _attack(ctx, x, y, eps, seed)
         with torch.no_grad():
             bare_adv = ctx.classifier(result.x_adv).argmax(1).cpu()
         # gradients through purified copies cost one per copy; transfer (bare classifier) and torchattacks count their own

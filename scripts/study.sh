@@ -250,3 +250,20 @@ for e in 0.1 0.2; do
 done
 #     then the two tables again (the commands at the end of section 8).
 #     The mnist-noised card's reason updated with the full-protocol number (runs/ship/ship-mnist-noised.sh again; text only, the weights and defaults unchanged).
+
+# 12. Session 10: Fashion-MNIST eps 0.05 under the full protocol (runs/q16.sh, q17.sh as run, two lanes of one core
+#     each): BPDA+EOT with 2 restarts on the report slice in two halves (from a frozen worktree of 15b7b16, seeded per
+#     batch), then the adaptive attack on the images that transfer and both BPDA+EOT runs left correct (--survivors-of,
+#     AutoAttack's cascade; from a frozen worktree of 5fd3358, attacks seeded per image; batches of 25).
+f05=(--model configs/purify/fashion-mnist-noised-fast.toml --classifier fashion-mnist --eps 0.05)
+for o in 1000 1250; do
+  ebm-purify evaluate --seeding batch "${f05[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 250 --offset $o \
+    --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf-eps0.05-$o
+done
+for o in 1000 1250; do
+  ebm-purify evaluate "${f05[@]}" --attack adaptive "${cut[@]}" "${s7[@]}" --n 250 --offset $o --batch-size 25 --natural-from $F/noised-transfer-linf \
+    --survivors-of $F/noised-transfer-linf --survivors-of $F/noised-bpda-eot-linf-eps0.05 \
+    --survivors-of $F/noised-bpda-eot-r2-linf-eps0.05-1000 --survivors-of $F/noised-bpda-eot-r2-linf-eps0.05-1250 \
+    --out $F/noised-adaptive-linf-eps0.05-$o
+done
+#     then the two tables again (the commands at the end of section 8).
