@@ -266,4 +266,12 @@ for o in 1000 1250; do
     --survivors-of $F/noised-bpda-eot-r2-linf-eps0.05-1000 --survivors-of $F/noised-bpda-eot-r2-linf-eps0.05-1250 \
     --out $F/noised-adaptive-linf-eps0.05-$o
 done
+#     The box chain at MNIST eps 0.1 and 0.2 (runs/q18.sh, one radius per lane, after the above): the adaptive attack on
+#     report images 1050-1099, on the digits transfer and BPDA+EOT x 2 restarts left (with section 11's first 50: 100).
+M=results/mnist-study
+for e in 0.1 0.2; do
+  ebm-purify evaluate --model configs/purify/mnist-noised-box.toml --classifier mnist --eps $e --attack adaptive "${cut[@]}" "${s7[@]}" \
+    --n 50 --offset 1050 --batch-size 10 --natural-from $M/box-transfer-linf \
+    --survivors-of $M/box-transfer-linf-eps0.1-0.2 --survivors-of $M/box-bpda-eot-r2-linf-eps0.1-0.2 --out $M/box-adaptive-linf-eps$e-1050
+done
 #     then the two tables again (the commands at the end of section 8).
