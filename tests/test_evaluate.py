@@ -266,8 +266,10 @@ def test_a_chained_run_attacks_only_what_the_earlier_runs_left(cli, model_dir: P
     for k, x in read["c"].items():
         if k in broken:
             assert x["broken_by"] == str(tmp_path / "t") and x["grad_evals"] == 0 and x["worst_correct"] == read["t"][k]["worst_correct"]
-        else:
+        else:  # attacked as in the standalone run: seeds per image, whichever images share the batch
             assert "broken_by" not in x and x["grad_evals"] > 0
+            same = ("worst_correct", "final_correct", "grad_evals", "bare_adv", "attack_fooled_any")
+            assert {f: x[f] for f in same} == {f: read["b"][k][f] for f in same} and x["l2"] == pytest.approx(read["b"][k]["l2"], abs=1e-4)
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     assert [e["broken_earlier"] for e in report["by_eps"]] == [sum(k[0] == e for k in broken) for e in (0.1, 3.0e-1)]
     assert "attacked only what" in stdout
