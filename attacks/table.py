@@ -64,7 +64,7 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for attack, runs in _by(group, lambda r: r["attack"]).items():
             if len(runs) > 1:
                 pooled = _combined_row(runs, [_pool(runs, records)], f"{attack} pooled over {len(runs)} runs")
-                combined.append({**pooled, "attack_kinds": [attack_kind(attack)], "pools": [r["folder"] for r in runs]})
+                combined.append({**pooled, "attack_kinds": [attack_kind(attack)], "pools": [r["folder"] for r in runs], "pooled_attack": attack})
         kinds = _by(group, lambda r: attack_kind(r["attack"]))
         if len(kinds) > 1:
             names = [kind + (f" ({n} budgets)" if (n := len({r["attack"] for r in runs})) > 1 else "") for kind, runs in kinds.items()]
@@ -170,7 +170,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def _pipeline(r: dict[str, Any]) -> tuple:
     """What a pooled row shares with the runs it pools: the defended pipeline, the attack and the radius."""
-    return r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"], r["attack"].split(" pooled over ")[0]
+    return r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"], r.get("pooled_attack", r["attack"])
 
 
 # classifier forwards of one defended prediction with R copies, for defenses without energy gradients
