@@ -269,27 +269,24 @@ done
 #     The box chain at MNIST eps 0.1 and 0.2 (runs/q18.sh, one radius per lane, after the above): the adaptive attack on
 #     report images 1050-1099, on the digits transfer and BPDA+EOT x 2 restarts left (with section 11's first 50: 100).
 M=results/mnist-study
-for e in 0.1 0.2; do
-  ebm-purify evaluate --model configs/purify/mnist-noised-box.toml --classifier mnist --eps $e --attack adaptive "${cut[@]}" "${s7[@]}" \
-    --n 50 --offset 1050 --batch-size 10 --natural-from $M/box-transfer-linf \
-    --survivors-of $M/box-transfer-linf-eps0.1-0.2 --survivors-of $M/box-bpda-eot-r2-linf-eps0.1-0.2 --out $M/box-adaptive-linf-eps$e-1050
-done
+box_bpda=$M/box-bpda-eot-r2-linf-eps0.1-0.2
+box_adaptive() {  # EPS OFFSET BPDA_FOLDER: 50 images, on the survivors of transfer and that BPDA+EOT run
+  ebm-purify evaluate --model configs/purify/mnist-noised-box.toml --classifier mnist --eps "$1" --attack adaptive "${cut[@]}" "${s7[@]}" \
+    --n 50 --offset "$2" --batch-size 10 --natural-from $M/box-transfer-linf \
+    --survivors-of $M/box-transfer-linf-eps0.1-0.2 --survivors-of "$3" --out $M/box-adaptive-linf-eps"$1"-"$2"
+}
+for e in 0.1 0.2; do box_adaptive $e 1050 $box_bpda; done
 #     then the two tables again (the commands at the end of section 8).
 
 # 13. Session 11: the MNIST eps 0.1 / 0.2 protocol on the box chain carried further (runs/q19.sh, q20.sh as run, two
 #     lanes of one core each, from a frozen worktree of 4131743, attacks seeded per image): BPDA+EOT x 2 restarts on
 #     report images 1200-1299 and then 1300-1399, and the adaptive attack on 1100-1299 on the digits transfer and BPDA+EOT
 #     x 2 restarts left (--survivors-of; batches of 10).
-bpda=$M/box-bpda-eot-r2-linf-eps0.1-0.2
 for on in 1200:100 1300:50 1350:50; do
   ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n ${on#*:} --offset ${on%:*} \
-    --natural-from $M/box-transfer-linf --out $bpda-${on%:*}
+    --natural-from $M/box-transfer-linf --out $box_bpda-${on%:*}
 done
 for e in 0.1 0.2; do
-  for o in 1100 1150 1200 1250; do
-    ebm-purify evaluate --model configs/purify/mnist-noised-box.toml --classifier mnist --eps $e --attack adaptive "${cut[@]}" "${s7[@]}" \
-      --n 50 --offset $o --batch-size 10 --natural-from $M/box-transfer-linf --survivors-of $M/box-transfer-linf-eps0.1-0.2 \
-      --survivors-of $bpda-$(( o < 1200 ? 1100 : 1200 )) --out $M/box-adaptive-linf-eps$e-$o
-  done
+  for o in 1100 1150 1200 1250; do box_adaptive $e $o $box_bpda-$(( o < 1200 ? 1100 : 1200 )); done
 done
 #     then the two tables again (the commands at the end of section 8).
