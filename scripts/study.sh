@@ -290,3 +290,15 @@ for e in 0.1 0.2; do
   for o in 1100 1150 1200 1250; do box_adaptive $e $o $box_bpda-$(( o < 1200 ? 1100 : 1200 )); done
 done
 #     then the two tables again (the commands at the end of section 8).
+
+# 14. Session 12: the MNIST eps 0.1 / 0.2 protocol on the box chain completed on the report slice (runs/q21.sh as run,
+#     two lanes of one core each, from a frozen worktree of 78ca2a2, attacks seeded per image): BPDA+EOT x 2 restarts on
+#     report images 1400-1499, and the adaptive attack on 1300-1499 on the digits transfer and BPDA+EOT x 2 restarts left.
+for o in 1400 1450; do
+  ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 50 --offset $o \
+    --natural-from $M/box-transfer-linf --out $box_bpda-$o
+done
+for o in 1300 1350 1400 1450; do
+  for e in 0.1 0.2; do box_adaptive $e $o $box_bpda-$o; done
+done
+#     then the two tables again (the commands at the end of section 8).
