@@ -282,10 +282,11 @@ for e in 0.1 0.2; do box_adaptive $e 1050 $box_bpda; done
 #     lanes of one core each, from a frozen worktree of 4131743, attacks seeded per image): BPDA+EOT x 2 restarts on
 #     report images 1200-1299 and then 1300-1399, and the adaptive attack on 1100-1299 on the digits transfer and BPDA+EOT
 #     x 2 restarts left (--survivors-of; batches of 10).
-for on in 1200:100 1300:50 1350:50; do
-  ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n ${on#*:} --offset ${on%:*} \
-    --natural-from $M/box-transfer-linf --out $box_bpda-${on%:*}
-done
+box_bpda_r2() {  # OFFSET N: BPDA+EOT x 2 restarts on N report images from OFFSET, both radii
+  ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n "$2" --offset "$1" \
+    --natural-from $M/box-transfer-linf --out $box_bpda-"$1"
+}
+box_bpda_r2 1200 100; box_bpda_r2 1300 50; box_bpda_r2 1350 50
 for e in 0.1 0.2; do
   for o in 1100 1150 1200 1250; do box_adaptive $e $o $box_bpda-$(( o < 1200 ? 1100 : 1200 )); done
 done
@@ -294,10 +295,7 @@ done
 # 14. Session 12: the MNIST eps 0.1 / 0.2 protocol on the box chain completed on the report slice (runs/q21.sh as run,
 #     two lanes of one core each, from a frozen worktree of 78ca2a2, attacks seeded per image): BPDA+EOT x 2 restarts on
 #     report images 1400-1499, and the adaptive attack on 1300-1499 on the digits transfer and BPDA+EOT x 2 restarts left.
-for o in 1400 1450; do
-  ebm-purify evaluate "${b[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${s7[@]}" --n 50 --offset $o \
-    --natural-from $M/box-transfer-linf --out $box_bpda-$o
-done
+box_bpda_r2 1400 50; box_bpda_r2 1450 50
 for o in 1300 1350 1400 1450; do
   for e in 0.1 0.2; do box_adaptive $e $o $box_bpda-$o; done
 done
