@@ -9,10 +9,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from attacks.defenses import EBMDefense
+from attacks.eot import eot_gradient
 from attacks.norms import Norm
 from attacks.pgd import PGD, default_step_size
 from ebm_purify.commands.common import add_data_option, add_runtime_options, apply_runtime, provenance
 from purifier.checkpoint import load_classifier
+from purifier.purifier import Purifier
+from purifier.training.adversarial import check_adversarial_settings
 from purifier.training.attack_starts import AttackSource, cached_attack
 from purifier.training.classifier import train_classifier
 from purifier.training.configs import ClassifierTrainConfig, EBMTrainConfig, load_config
@@ -89,7 +93,9 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         if "eps" not in adv:
             raise SystemExit("ebm-purify train-classifier: error: --adversarial pgd needs --eps")
         config.adversarial = adv
-    perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
+    if config.adversarial:
+        config.adversarial = check_adversarial_settings(config.adversarial)
+    perturb = _pgd_perturb(config.adversarial, device) if config.adversarial else None
     path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress,
                             purified_source=_attack_source(device))
     meta = json.loads(Path(path).read_text())
@@ -114,14 +120,15 @@ def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict, device: s
     return out
 
 
-def _pgd_perturb(adv: dict) -> object:
-    """PGD for adversarial training; eps (and the step with it) ramps up linearly over the first
-    ``warmup`` fraction of training, without which small nets at MNIST eps 0.3 stay at chance."""
-    eps = float(adv["eps"])
-    steps = int(adv.setdefault("steps", 10))
+def _pgd_perturb(adv: dict, device: str) -> object:
+    """PGD for adversarial training (settings checked, :func:`check_adversarial_settings`): against the
+    model, or with ``through`` BPDA+EOT PGD against the purifier followed by the model, as Hill et al.
+    attack the defense. eps (and the step with it) ramps up linearly over the first ``warmup``
+    fraction of training, without which small nets at MNIST eps 0.3 stay at chance."""
+    eps, steps = adv["eps"], adv["steps"]
     step_size = float(adv.setdefault("step_size", default_step_size(eps, steps)))
-    norm = Norm(adv.setdefault("norm", "linf"))
-    warmup = float(adv.setdefault("warmup", 0.0))
+    norm, warmup = Norm(adv["norm"]), adv["warmup"]
+    purifier = Purifier.load(adv["through"], device=device) if "through" in adv else None
     calls = [0]
 
     def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
@@ -129,6 +136,10 @@ def _pgd_perturb(adv: dict) -> object:
         scale = min(1.0, progress / warmup) if warmup > 0 else 1.0
         if scale == 0.0:
             return x
-        return PGD.on_model(model, norm, eps=eps * scale, step_size=step_size * scale, steps=steps, seed=calls[0]).run(x, y).x_adv
+        radius = {"eps": eps * scale, "step_size": step_size * scale, "steps": steps, "seed": calls[0]}
+        if purifier is None:
+            return PGD.on_model(model, norm, **radius).run(x, y).x_adv  # type: ignore[arg-type]
+        source = eot_gradient(EBMDefense(purifier, model), adv["eot"], "bpda", seed=calls[0])
+        return PGD(source, norm, **radius).run(x, y).x_adv  # type: ignore[arg-type]
 
     return perturb

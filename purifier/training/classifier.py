@@ -1,6 +1,8 @@
 """Classifier training: natural, or PGD adversarial training (Madry et al. 2018,
-https://arxiv.org/abs/1706.06083), the baseline a user would pick instead of purification; either
-can also see purified copies of the training images (:mod:`purifier.training.purified_data`).
+https://arxiv.org/abs/1706.06083), the baseline a user would pick instead of purification, or
+adversarial training through the purifier (:mod:`purifier.training.adversarial`); each can also
+see purified copies of the training images (:mod:`purifier.training.purified_data`) and start
+from a trained classifier (``init_from``).
 
 The adversary is injected (``perturb``), so this module needs no attack code of its own: the CLI
 passes the PGD of :mod:`attacks.pgd`. Adam with cosine decay, optional random translations
@@ -26,11 +28,14 @@ from purifier.data import dataset_info, load_dataset
 from purifier.errors import SettingsError
 from purifier.models import build
 from purifier.purifier import Purifier
+from purifier.training.adversarial import DefendedView, attacked_rows, check_adversarial_settings
 from purifier.training.attack_starts import AttackSource
 from purifier.training.configs import ClassifierTrainConfig, to_dict
 from purifier.training.purified_data import check_purified_settings, mix, purified_copies
+from purifier.training.state import load_initial_weights
 
-# (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
+# (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1] (with ``through``: against
+# the purifier followed by the model)
 Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
@@ -58,6 +63,14 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     return out.gather(3, cols[:, None, None, :].expand(n, x.shape[1], h, w))
 
 
+def _purifier_for(reference: str, dataset: str, where: str, device: str) -> Purifier:
+    """The purifier ``reference`` (for the config key ``where``), refused unless its EBM was trained on ``dataset``."""
+    purifier = Purifier.load(reference, device=device)
+    if purifier.metadata.get("dataset") != dataset_info(dataset).name:
+        raise SettingsError(f"{where}: the EBM {reference} was trained on {purifier.metadata.get('dataset')}, not {dataset}")
+    return purifier
+
+
 def train_classifier(
     config: ClassifierTrainConfig,
     out_path: str | Path,
@@ -77,7 +90,8 @@ def train_classifier(
     """
     if not isinstance(config.augment_shift, int) or isinstance(config.augment_shift, bool) or config.augment_shift < 0:
         raise SettingsError(f"augment_shift must be a whole number of pixels >= 0, got {config.augment_shift!r}")
-    if config.adversarial and perturb is None:
+    adversarial = check_adversarial_settings(config.adversarial) if config.adversarial else None
+    if adversarial and perturb is None:
         raise ValueError("adversarial training needs a perturb function")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -88,9 +102,7 @@ def train_classifier(
     purified, purified_info = None, None
     if config.purified is not None:
         settings = check_purified_settings(config.purified)
-        purifier = Purifier.load(settings["model"], device=device)
-        if purifier.metadata.get("dataset") != dataset_info(config.dataset).name:
-            raise SettingsError(f"purified: the EBM {settings['model']} was trained on {purifier.metadata.get('dataset')}, not {config.dataset}")
+        purifier = _purifier_for(settings["model"], config.dataset, "purified", device)
         start = x_train
         if "attack" in settings:
             if purified_source is None:
@@ -98,7 +110,13 @@ def train_classifier(
             start = purified_source(x_train, y_train, settings["attack"])
         purified, purified_info = purified_copies(purifier, start, settings["seed"], progress=progress)
         purified_info = {**settings, **purified_info}
-    model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
+    view = None
+    if adversarial and "through" in adversarial:
+        view = DefendedView(_purifier_for(adversarial["through"], config.dataset, "adversarial.through", device), config.seed)
+    model = build(config.architecture["name"], **config.architecture.get("args", {}))
+    if config.init_from:
+        load_initial_weights(model, config.init_from, "classifier", config.architecture)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(x_train) / config.batch_size)
     total = per_epoch * config.epochs
@@ -114,9 +132,14 @@ def train_classifier(
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x = x_train[idx] if purified is None else mix(x_train, purified, idx, purified_info["fraction"], gen)  # type: ignore[index]
             x, y = random_shift(x, config.augment_shift, gen).to(device), y_train[idx].to(device)
-            if config.adversarial:
+            if adversarial:
                 model.eval()
-                x = perturb(model, x, y, step / total)  # type: ignore[misc]
+                rows = attacked_rows(len(x), adversarial["fraction"], gen).to(device)
+                if rows.any():
+                    x = x.clone()
+                    x[rows] = perturb(model, x[rows], y[rows], step / total)  # type: ignore[misc]
+                if view is not None:
+                    x = view(x, step)
             model.train()
             frac = step / max(1, total - 1)
             for g in optimizer.param_groups:
@@ -150,7 +173,7 @@ def train_classifier(
         "num_classes": len(info.classes),
         "classes": list(info.classes),
         "training": {
-            "adversarial": config.adversarial, "purified": purified_info, "epochs": config.epochs, "train_images": len(x_train),
+            "adversarial": adversarial, "init_from": config.init_from, "purified": purified_info, "epochs": config.epochs, "train_images": len(x_train),
             "wall_time_s": round(seconds, 1), "clean_test_accuracy": test_acc, "test_images": len(x_test),
             "config": to_dict(config), **(provenance or {}),
         },

@@ -55,7 +55,8 @@ class EBMTrainConfig:
 
 @dataclass
 class ClassifierTrainConfig:
-    """Classifier training, natural or PGD adversarial (Madry et al.)."""
+    """Classifier training, natural or PGD adversarial (Madry et al.), optionally through a purifier
+    (:mod:`purifier.training.adversarial`)."""
 
     dataset: str = "mnist"
     architecture: dict[str, Any] = field(default_factory=lambda: {"name": "small-cnn", "args": {}})
@@ -65,7 +66,8 @@ class ClassifierTrainConfig:
     weight_decay: float = 0.0
     lr_final_fraction: float = 0.05
     augment_shift: int = 0             # random translations of up to this many pixels (zero fill) per training image; 0 = off
-    adversarial: dict[str, Any] | None = None  # {"eps", "steps", "step_size", "norm"} for PGD training
+    adversarial: dict[str, Any] | None = None  # {eps, steps, step_size, norm, warmup, fraction, through, eot}: PGD training
+    init_from: str | None = None       # start from this classifier's weights (model reference): fine-tuning
     purified: dict[str, Any] | None = None     # {"model", "fraction", "seed", "attack"}: train on purified copies too
     seed: int = 0
     log_every: int = 20

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from purifier.checkpoint import load_checkpoint, resolve, save_checkpoint
+from purifier.checkpoint import save_checkpoint
 from purifier.data import load_dataset
 from purifier.errors import SettingsError, TrainingDiverged
 from purifier.grids import save_grid
@@ -47,7 +47,7 @@ from purifier.models import build
 from purifier.training.attack_starts import AttackSource, check_attack, is_int, is_number
 from purifier.training.configs import EBMTrainConfig, to_dict
 from purifier.training.denoising import check_denoising, denoising_loss
-from purifier.training.state import load_state, save_state
+from purifier.training.state import load_initial_weights, load_state, save_state
 
 
 def lr_at(iteration: int, base: float, warmup: int, total: int, final_fraction: float) -> float:
@@ -84,7 +84,7 @@ def train_ebm(
     x_train = x_train * (hi - lo) + lo
     model = build(config.architecture["name"], **config.architecture.get("args", {})).to(device)
     if config.init_from and not resume:
-        _load_initial_weights(model, config)
+        load_initial_weights(model, config.init_from, "ebm", config.architecture)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     bank = x_train[torch.randperm(len(x_train), generator=gen)[: config.bank_size]].clone()
@@ -168,13 +168,6 @@ def train_ebm(
     bar.close()
     log.close()
     return out / "ebm.json"
-
-
-def _load_initial_weights(model: torch.nn.Module, config: EBMTrainConfig) -> None:
-    start, meta = load_checkpoint(resolve(config.init_from, "ebm"))
-    if meta.get("architecture") != config.architecture:
-        raise SettingsError(f"init_from {config.init_from}: architecture {meta.get('architecture')} differs from the config's {config.architecture}")
-    model.load_state_dict(start.state_dict())
 
 
 def check_rejuvenation_attack(settings: object) -> dict[str, Any]:

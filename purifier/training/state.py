@@ -1,5 +1,6 @@
 """Resumable training state in safetensors + JSON (never pickle): model, EMA, Adam moments,
-persistent bank, RNG state and the iteration, so ``--resume`` continues a run bit for bit."""
+persistent bank, RNG state and the iteration, so ``--resume`` continues a run bit for bit; and the
+weights a fine-tune starts from (``init_from``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from purifier.errors import CheckpointError
+from purifier.checkpoint import load_checkpoint, resolve
+from purifier.errors import CheckpointError, SettingsError
 
 
 def save_state(path: Path, tensors: dict[str, torch.Tensor], modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, info: dict[str, Any]) -> None:
@@ -50,3 +52,12 @@ def load_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     rest = {k: v for k, v in flat.items() if not k.startswith("optim.") and not any(k.startswith(p + ".") for p in modules)}
     return rest, info
+
+
+def load_initial_weights(model: nn.Module, reference: str, role: str, architecture: dict[str, Any]) -> None:
+    """Fine-tuning: ``model`` takes the weights of the checkpoint ``reference`` (``role`` ebm or
+    classifier), which must have the config's architecture."""
+    start, meta = load_checkpoint(resolve(reference, role))
+    if meta.get("architecture") != architecture:
+        raise SettingsError(f"init_from {reference}: architecture {meta.get('architecture')} differs from the config's {architecture}")
+    model.load_state_dict(start.state_dict())
