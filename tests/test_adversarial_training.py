@@ -112,3 +112,9 @@ def test_cli_trains_through_the_purifier_and_repeats(cli, tmp_path: Path, data_d
     config.write_text(config.read_text().replace("eot = 2", "eot = 2, restarts = 3"))
     code, _, err = cli("train-classifier", "--config", config, "--out", tmp_path / "c", "--limit", "64", "--no-progress", "--data-dir", data_dir)
     assert code == 2 and "unknown keys ['restarts']" in err and len(err.strip().splitlines()) == 1
+
+    config.write_text(config.read_text().replace(", restarts = 3", ""))
+    start = make_classifier_checkpoint(tmp_path / "start")  # its architecture names in_channels and image_size; the config does not
+    code, _, err = cli("train-classifier", "--config", config, "--init-from", start, "--out", tmp_path / "d", "--limit", "64", "--no-progress",
+                       "--data-dir", data_dir)
+    assert code == 2 and "architecture" in err and "differs" in err and len(err.strip().splitlines()) == 1

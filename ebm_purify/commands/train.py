@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--pgd-steps", type=int, help="PGD steps per training batch (default 10)")
     q.add_argument("--pgd-step-size", type=float, help="PGD step length (default 2.5 * eps / steps)")
     q.add_argument("--norm", choices=["linf", "l2"], default=None, help="PGD training norm (default linf)")
+    q.add_argument("--init-from", help="start from this classifier's weights (model reference), e.g. to fine-tune it through a purifier")
     q.add_argument("--limit", type=int, help="use only the first N training and N test images (smoke runs)")
     q.add_argument("--seed", type=int)
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -82,6 +83,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     device = apply_runtime(args)
     config = load_config(ClassifierTrainConfig, args.config, {
         "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "init_from": args.init_from,
     })
     if args.adversarial == "none":
         config.adversarial = None
