@@ -300,3 +300,35 @@ for o in 1300 1350 1400 1450; do
   for e in 0.1 0.2; do box_adaptive $e $o $box_bpda-$o; done
 done
 #     then the two tables again (the commands at the end of section 8).
+
+# 15. Session 13: the classifier adversarially trained through the shipped box chain (experiments/mnist-classifier-through-box/:
+#     the natural `mnist` classifier fine-tuned one epoch on half BPDA examples against the chain, every image seen through
+#     one chain; 51 minutes of two threads), then tuning-slice probes paired with the natural classifier (test 0-255:
+#     transfer on 256, BPDA+EOT with the cut budget on the first 128; the PGD-trained classifier white-box and thresholding
+#     on the same 256), then the report slice (runs/q22.sh, q23.sh, q24.sh as run, from a frozen worktree of fa3d721,
+#     attacks seeded per image, two lanes of one core each).
+ebm-purify train-classifier --config configs/mnist-classifier-through-box.toml --out runs/through/classifier --data-dir ../shared/data \
+  --threads 2 --no-progress   # = experiments/mnist-classifier-through-box/classifier.json (same sha256)
+X=experiments/mnist-classifier-through-box
+T=$X/tuning
+tb=(--model configs/purify/mnist-noised-box.toml --eps 0.3)
+t0=(--threads 1 --no-progress --data-dir ../shared/data --offset 0)
+for clf in through natural; do
+  ref=$([ $clf = through ] && echo $X/classifier.json || echo mnist)
+  ebm-purify evaluate "${tb[@]}" --classifier $ref --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $T/$clf-transfer
+  ebm-purify evaluate "${tb[@]}" --classifier $ref --attack bpda-eot "${cut[@]}" --n 128 --natural-from $T/$clf-transfer "${t0[@]}" --out $T/$clf-bpda
+done
+ebm-purify evaluate --model mnist --classifier mnist:classifier-pgd --eps 0.3 "${whitebox[@]}" --n 256 "${t0[@]}" --out $T/pgd-whitebox
+ebm-purify evaluate --model mnist --defense binarize --eps 0.3 "${bpda[@]}" --n 256 "${t0[@]}" --out $T/binarize
+#     the report slice, in two lanes of 250 (the table pools them): transfer, BPDA+EOT x 2 restarts, and the adaptive
+#     attack on the survivors of the first 25 of each lane.
+tc=(--model configs/purify/mnist-noised-box.toml --classifier $X/classifier.json --eps 0.3)
+for o in 1000 1250; do
+  t=$([ $o = 1250 ] && echo -1250)
+  ebm-purify evaluate "${tc[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $M/throughclf-box-transfer-linf$t
+  ebm-purify evaluate "${tc[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $M/throughclf-box-transfer-linf$t "${s7[@]}" \
+    --out $M/throughclf-box-bpda-eot-r2-linf$t
+  ebm-purify evaluate "${tc[@]}" --attack adaptive "${cut[@]}" --n 25 --offset $o --batch-size 10 --natural-from $M/throughclf-box-transfer-linf$t \
+    --survivors-of $M/throughclf-box-transfer-linf$t --survivors-of $M/throughclf-box-bpda-eot-r2-linf$t "${s7[@]}" --out $M/throughclf-box-adaptive-linf-$o
+done
+#     then the two tables again (the commands at the end of section 8).
