@@ -51,7 +51,8 @@ def _decompositions() -> dict[Any, Any]:
 
 def _export(fn: Any, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str], batch_axes: tuple[int | None, ...]) -> None:
     """Trace ``fn`` and write it to ``path``; ``batch_axes`` gives each input's batch axis (None: no batch axis)."""
-    gm = make_fx(fn, decomposition_table=_decompositions(), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    # a traced graph holds only ops, so eval() changes nothing in it; it tells the exporter so (else it warns per graph)
+    gm = make_fx(fn, decomposition_table=_decompositions(), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example).eval()
     batch = torch.export.Dim("batch", min=1, max=65536)
     dynamic = tuple({axis: batch} if axis is not None else {} for axis in batch_axes)
     torch.onnx.export(gm, example, str(path), dynamo=True, dynamic_shapes=dynamic, input_names=inputs, output_names=outputs,
