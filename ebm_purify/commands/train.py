@@ -138,10 +138,10 @@ def _pgd_perturb(adv: dict, device: str) -> object:
         scale = min(1.0, progress / warmup) if warmup > 0 else 1.0
         if scale == 0.0:
             return x
-        radius = {"eps": eps * scale, "step_size": step_size * scale, "steps": steps, "seed": calls[0]}
+        pgd_args = {"eps": eps * scale, "step_size": step_size * scale, "steps": steps, "seed": calls[0]}
         if purifier is None:
-            return PGD.on_model(model, norm, **radius).run(x, y).x_adv  # type: ignore[arg-type]
+            return PGD.on_model(model, norm, **pgd_args).run(x, y).x_adv  # type: ignore[arg-type]
         source = eot_gradient(EBMDefense(purifier, model), adv["eot"], "bpda", seed=calls[0])
-        return PGD(source, norm, **radius).run(x, y).x_adv  # type: ignore[arg-type]
+        return PGD(source, norm, **pgd_args).run(x, y).x_adv  # type: ignore[arg-type]
 
     return perturb

@@ -62,12 +62,10 @@ class DefendedView:
 
     def __init__(self, purifier: Purifier, seed: int) -> None:
         self.purifier, self.seed = purifier, seed
-        self.config = purifier.config(replicates=1)
 
     def __call__(self, x: torch.Tensor, step: int) -> torch.Tensor:
-        seeds = [mix(self.seed, step, j) for j in range(len(x))]
         with torch.no_grad():
-            return self.purifier.run_chains(x, self.config, seeds)[0][:, 0]
+            return self.purifier(x, seed=[mix(self.seed, step, j) for j in range(len(x))])
 
 
 def attacked_rows(n: int, fraction: float, gen: torch.Generator) -> torch.Tensor:
