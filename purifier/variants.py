@@ -8,7 +8,7 @@ A variant is a TOML file naming a base model and overriding its Langevin default
     init_noise = 0.5           # any LangevinConfig field: steps, step_size, temperature, replicates, init_noise, precision, clamp, box,
                                # step_size_final, temperature_final (equal to step_size / temperature:
                                # a constant chain, even where the base model's default is a schedule)
-    box = false                # false turns off a box or clamp the base model's defaults have
+    box = false                # false turns off a box, clamp or schedule (step_size_final, temperature_final) the base model's defaults have
 
 ``ebm-purify purify|evaluate|serve|export-onnx --model configs/purify/mnist-noise-0.5.toml`` then
 purifies with the base model's weights and these settings; reports record the variant.
@@ -25,7 +25,7 @@ from purifier.errors import SettingsError
 from purifier.langevin import LangevinConfig
 
 _FIELDS = {f.name for f in fields(LangevinConfig)}
-_SWITCHABLE = ("box", "clamp")  # optional bounds a variant can turn off with ``false`` (TOML has no null)
+_SWITCHABLE = ("box", "clamp", "step_size_final", "temperature_final")  # optional settings a variant turns off with ``false`` (TOML has no null)
 
 
 @dataclass(frozen=True)

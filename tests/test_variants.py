@@ -73,3 +73,9 @@ def test_false_turns_off_the_base_models_box_and_clamp(tmp_path: Path) -> None:
     assert variant.apply(boxed) == LangevinConfig(steps=7)
     only_box = read_variant(_variant(tmp_path, 'model = "m"\n[langevin]\nbox = false\n'))
     assert only_box.apply(boxed) == LangevinConfig(clamp=(-1.0, 1.0))
+
+
+def test_false_turns_off_the_base_models_schedules(tmp_path: Path) -> None:
+    annealed = LangevinConfig(step_size=0.025, step_size_final=0.00625, temperature_final=1e-5, box=0.6)
+    constant = read_variant(_variant(tmp_path, 'model = "m"\n[langevin]\nstep_size = 0.0125\nstep_size_final = false\ntemperature_final = false\n'))
+    assert constant.apply(annealed) == LangevinConfig(step_size=0.0125, box=0.6)
