@@ -111,8 +111,8 @@ def resolve(reference: str | Path, role: str = "ebm") -> Path:
     """Turn a model reference into the JSON path of the checkpoint playing ``role``.
 
     ``role`` is the file stem inside a model folder: ``ebm``, ``classifier`` or ``classifier-pgd``.
-    A model folder without classifiers whose EBM metadata says ``classifiers_from: NAME`` takes
-    them from that model (one level, no chains).
+    A classifier role a model folder does not hold, where its EBM metadata says ``classifiers_from:
+    NAME``, is taken from that model (one level, no chains).
     """
     ref = Path(reference)
     if is_variant(ref):

@@ -60,3 +60,13 @@ def test_the_command_line_gives_one_line_for_bad_settings(runs: Path) -> None:
                               capture_output=True, text=True)
         assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
     assert not (WEIGHTS_DIR / "toy-cli-check").exists()  # the real weights folder: nothing copied there
+
+
+def test_the_card_names_how_each_classifier_was_trained_and_which_it_borrows(runs: Path, tmp_path: Path) -> None:
+    meta = json.loads((tmp_path / "model" / "classifier.json").read_text())
+    meta.setdefault("training", {})["adversarial"] = {"eps": 0.3, "steps": 1, "through": "configs/purify/x.toml"}
+    (runs / "classifier.json").write_text(json.dumps(meta))
+    shutil.copy(tmp_path / "model" / "classifier.safetensors", runs / "classifier.safetensors")
+    text = model_card.ship("toy", runs, [], {}, "", classifiers_from="mnist").read_text()
+    assert "### Classifier, adversarially trained through the purifier `configs/purify/x.toml`" in text
+    assert "It borrows `classifier-pgd` from `mnist`; it loads under this name too." in text and "natural training" not in text

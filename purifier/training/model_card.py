@@ -47,6 +47,14 @@ def _checkpoint_section(title: str, meta_path: Path, log: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _classifier_training(meta: dict[str, Any]) -> str:
+    """How a classifier was trained, as its card's section title says it."""
+    adversarial = meta.get("training", {}).get("adversarial")
+    if not adversarial:
+        return "natural training"
+    return f"adversarially trained through the purifier `{adversarial['through']}`" if adversarial.get("through") else "PGD adversarial training"
+
+
 def _curve_section(curves: list[dict[str, Any]], langevin: dict[str, Any], reason: str) -> list[str]:
     """One table from curve reports over the same test images (from the same first index) and
     seeds, merged by K and chain (step size and temperature, with their schedules); each row says on
@@ -72,13 +80,16 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Pa
     ebm = read_metadata(folder / "ebm.json")
     loads = [f'`Purifier.load("{folder.name}")`'] + [f'`load_classifier("{folder.name}"{role})`' for role, file in (("", "classifier"),
              (', "classifier-pgd"', "classifier-pgd")) if (folder / f"{file}.json").is_file()]
-    companion = f" It defends the classifiers of `{ebm['classifiers_from']}`, which load under this name too." if ebm.get("classifiers_from") else ""
+    borrowed = [f"`{role}`" for role in ("classifier", "classifier-pgd") if not (folder / f"{role}.json").is_file()]
+    companion = (f" It borrows {' and '.join(borrowed)} from `{ebm['classifiers_from']}`; {'they load' if len(borrowed) > 1 else 'it loads'} "
+                 "under this name too.") if ebm.get("classifiers_from") and borrowed else ""
     lines = [f"# Model card: `{folder.name}`", "", f"Midrun EBM purifier{' and classifiers' if len(loads) > 1 else ''} for **{ebm['dataset']}**, "
              f"trained on a 2-core CPU with this project's own commands. Load by name: {', '.join(loads)}.{companion}", "",
              f"Purification defaults: {json.dumps(ebm['langevin'])}, data range {ebm['data_range']}.", "", "## Checkpoints", ""]
-    for role, title in (("ebm", "Energy-based model (EMA weights)"), ("classifier", "Classifier, natural training"),
+    for role, title in (("ebm", "Energy-based model (EMA weights)"), ("classifier", "Classifier, {training}"),
                         ("classifier-pgd", "Classifier, PGD adversarial training (baseline)")):
         if (folder / f"{role}.json").is_file():
+            title = title.format(training=_classifier_training(read_metadata(folder / f"{role}.json")))
             log = runs[role] / "train_log.jsonl" if role == "ebm" else runs[role].with_suffix(".log.jsonl")
             lines += _checkpoint_section(title, folder / f"{role}.json", log)
     if curve_reports:
@@ -100,7 +111,7 @@ def ship(
     """Copy a run's checkpoints and last sample grids into ``purifier/weights/<name>``, set the
     default Langevin settings given in ``langevin`` (steps, step size, schedules...; the EBM metadata
     changes, its weights do not), and write the card. ``classifiers_from`` names a shipped model
-    whose classifiers this EBM defends (when the run trained none)."""
+    whose classifiers this EBM also defends: the roles the run did not train load from it."""
     _defaults(read_metadata(runs_dir / "ebm" / "ebm.json")["langevin"], langevin)  # checked before anything is copied
     folder = WEIGHTS_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,7 +153,7 @@ def main() -> None:
     p.add_argument("--langevin", type=_json_table, default={}, help='other default Langevin settings as JSON, e.g. \'{"step_size_final": 0.00625}\'')
     p.add_argument("--reason", default="", help="why this default")
     p.add_argument("--notes", default="")
-    p.add_argument("--classifiers-from", help="shipped model whose classifiers this EBM defends, when the run trained none")
+    p.add_argument("--classifiers-from", help="shipped model whose classifiers stand in for the roles the run did not train")
     args = p.parse_args()
     langevin = {**args.langevin, **({"steps": args.steps} if args.steps is not None else {})}
     try:
