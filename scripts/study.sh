@@ -332,3 +332,31 @@ for o in 1000 1250; do
     --survivors-of $M/throughclf-box-transfer-linf$t --survivors-of $M/throughclf-box-bpda-eot-r2-linf$t "${s7[@]}" --out $M/throughclf-box-adaptive-linf-$o
 done
 #     then the two tables again (the commands at the end of section 8).
+
+# 16. Session 14: the adaptive attack on the rest of the through-trained classifier's report slice (runs/q25.sh as run, from
+#     a frozen worktree of 9123020, two lanes of one core each, chunks of 25 so that a stopped lane keeps what it finished),
+#     then the classifier shipped as mnist-noised's own (the EBM and its default chain unchanged): the three clean curves
+#     of its card re-measured and kept beside the weights this time, then the card.
+for lane in 1000 1250; do
+  t=$([ $lane = 1250 ] && echo -1250)
+  for k in 1 2 3 4 5 6 7 8 9; do
+    o=$((lane + 25 * k))
+    ebm-purify evaluate "${tc[@]}" --attack adaptive "${cut[@]}" --n 25 --offset $o --batch-size 10 --natural-from $M/throughclf-box-transfer-linf$t \
+      --survivors-of $M/throughclf-box-transfer-linf$t --survivors-of $M/throughclf-box-bpda-eot-r2-linf$t "${s7[@]}" --out $M/throughclf-box-adaptive-linf-$o
+  done
+done
+W=purifier/weights/mnist-noised
+c=(--seeding batch --classifier mnist --attack none --replicates 1 --n 500 --offset 0 "${s7[@]}")
+#     the chain before session 7 as a variant (mnist-noised with step_size = 0.0125, step_size_final = false, box = false,
+#     precision = "float32"), the session-7 chain (steps = 100, step_size = 0.025, step_size_final = 0.00625, box = false,
+#     precision = "float32"), and the default:
+ebm-purify evaluate --model runs/ship/mnist-noised-constant-f32.toml --steps-list 50,100,200,500,1000 "${c[@]}" --out runs/mnist-noised-curve
+ebm-purify evaluate --model runs/ship/mnist-noised-anneal-f32.toml "${c[@]}" --out runs/mnist-noised-anneal-curve
+ebm-purify evaluate --model mnist-noised "${c[@]}" --out runs/mnist-noised-box-curve
+#     runs/ship/mnist-noised-run holds the shipped ebm.json / ebm.safetensors in ebm/ and experiments/mnist-classifier-through-box/'s
+#     classifier.json, .safetensors and .log.jsonl; the curves are copied to $W/midrun-curve-{constant,anneal,box}.json:
+python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnist-noised-run --classifiers-from mnist \
+  --curve $W/midrun-curve-constant.json --curve $W/midrun-curve-anneal.json --curve $W/midrun-curve-box.json \
+  --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
+  --reason ... --notes ...   # as on the card
+#     then the two tables again (the commands at the end of section 8).
