@@ -86,10 +86,10 @@ def write_model_card(folder: Path, runs: dict[str, Path], curve_reports: list[Pa
     lines = [f"# Model card: `{folder.name}`", "", f"Midrun EBM purifier{' and classifiers' if len(loads) > 1 else ''} for **{ebm['dataset']}**, "
              f"trained on a 2-core CPU with this project's own commands. Load by name: {', '.join(loads)}.{companion}", "",
              f"Purification defaults: {json.dumps(ebm['langevin'])}, data range {ebm['data_range']}.", "", "## Checkpoints", ""]
-    for role, title in (("ebm", "Energy-based model (EMA weights)"), ("classifier", "Classifier, {training}"),
+    for role, title in (("ebm", "Energy-based model (EMA weights)"), ("classifier", None),  # None: named by how it was trained
                         ("classifier-pgd", "Classifier, PGD adversarial training (baseline)")):
         if (folder / f"{role}.json").is_file():
-            title = title.format(training=_classifier_training(read_metadata(folder / f"{role}.json")))
+            title = title or f"Classifier, {_classifier_training(read_metadata(folder / f'{role}.json'))}"
             log = runs[role] / "train_log.jsonl" if role == "ebm" else runs[role].with_suffix(".log.jsonl")
             lines += _checkpoint_section(title, folder / f"{role}.json", log)
     if curve_reports:
