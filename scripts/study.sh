@@ -360,3 +360,18 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
   --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
   --reason ... --notes ...   # as on the card
 #     then the two tables again (the commands at the end of section 8).
+
+# 17. Session 15: a second epoch through the box chain with a two-step attack (experiments/mnist-classifier-through-box-e2/;
+#     runs/q27.sh-q30.sh as run, from a frozen worktree of c63d16e): training, the tuning-slice probes paired with
+#     section 15's, and the report slice's transfer. No gain under BPDA+EOT; not shipped.
+ebm-purify train-classifier --config configs/mnist-classifier-through-box-e2.toml --out runs/through-e2/classifier --data-dir ../shared/data \
+  --threads 2 --no-progress   # = experiments/mnist-classifier-through-box-e2/classifier.json (same sha256)
+X2=experiments/mnist-classifier-through-box-e2
+t2=(--model configs/purify/mnist-noised-box.toml --classifier $X2/classifier.json --eps 0.3)
+ebm-purify evaluate "${t2[@]}" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $X2/tuning/e2-transfer
+for s in 0 1; do
+  ebm-purify evaluate "${t2[@]}" --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $X2/tuning/e2-bpda-s$s
+done
+for o in 1000 1250; do
+  ebm-purify evaluate "${t2[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $M/e2clf-box-transfer-linf-$o
+done
