@@ -178,12 +178,15 @@ def test_the_pareto_view_keeps_each_pipelines_strongest_evaluation_and_marks_the
         _row("noise-median", "0x8", 0.10, 0.95, ["bpda-eot"]),
         _row("binarize", "0x8", 0.90, 0.95, ["bpda-eot"], eps=0.1),                          # another radius, another frontier
         {**_row("ebm K=100 R=8", "100x8", 0.0, 0.98, ["none"]), "attack": "none", "robust_worst": None},  # clean-only runs are skipped
+        _row("ebm K=50 R=8", "50x8", 0.55, 0.99, ["transfer", "bpda-eot", "adaptive"], n=50),   # all attacks on 50 images, lucky clean:
+        _row("ebm K=50 R=8", "50x8", 0.65, 0.90, ["transfer"], n=500),                      # its clean reading on 500 is the one kept
     ]
     bench = tmp_path / "speed.json"
     bench.write_text(json.dumps({"rows": [{"batch": 64, "purifier": {"image_steps_per_s": 4000.0}, "purifier_bf16": {"image_steps_per_s": 8000.0}}]}))
     pareto = pareto_rows(rows, purify_rates(bench))
     by = {(r["eps"], r["defense"]): r for r in pareto}
-    assert len(pareto) == 6 and by[(0.3, "ebm K=100 R=8")]["robust_worst"]["accuracy"] == 0.50
+    assert len(pareto) == 7 and by[(0.3, "ebm K=100 R=8")]["robust_worst"]["accuracy"] == 0.50
+    assert by[(0.3, "ebm K=50 R=8")]["robust_worst"]["accuracy"] == 0.55 and by[(0.3, "ebm K=50 R=8")]["clean"]["accuracy"] == 0.90
     assert by[(0.3, "ebm K=100 R=8")]["energy_gradients"] == 800 and by[(0.3, "ebm K=100 R=8")]["seconds_per_prediction"] == 0.2
     assert by[(0.3, "noise-median")]["classifier_forwards"] == 8 and by[(0.3, "binarize")]["classifier_forwards"] == 1
     assert {k[1] for k, r in by.items() if r["frontier"] and k[0] == 0.3} == {"binarize", "ebm K=100 R=8", "ebm K=500 R=8"}
