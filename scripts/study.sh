@@ -375,3 +375,31 @@ done
 for o in 1000 1250; do
   ebm-purify evaluate "${t2[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $M/e2clf-box-transfer-linf-$o
 done
+
+# 18. Session 16: section 15's first-epoch recipe on Fashion-MNIST at eps 0.1 (experiments/fashion-mnist-classifier-through/;
+#     runs/q31.sh-q33.sh as run, from a frozen worktree of 18cd1a5, writing under runs/; the folders were then copied to the
+#     paths below and their settings' paths rewritten to them, fingerprints recomputed, weights unchanged: same sha256):
+#     training, the tuning-slice probes paired with the natural classifier, then the report slice in two lanes of 250.
+ebm-purify train-classifier --config configs/fashion-mnist-classifier-through.toml --out runs/fthrough/classifier --data-dir ../shared/data \
+  --threads 2 --no-progress   # = experiments/fashion-mnist-classifier-through/classifier.json (same sha256)
+XF=experiments/fashion-mnist-classifier-through
+fc=(--model configs/purify/fashion-mnist-noised-fast.toml --eps 0.1)
+for clf in through natural; do
+  ref=$([ $clf = through ] && echo $XF/classifier.json || echo fashion-mnist)
+  ebm-purify evaluate "${fc[@]}" --classifier $ref --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XF/tuning/$clf-transfer
+  for s in 0 1; do
+    ebm-purify evaluate "${fc[@]}" --classifier $ref --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $XF/tuning/$clf-bpda-s$s
+  done
+done
+for o in 1000 1250; do
+  ebm-purify evaluate "${fc[@]}" --classifier $XF/classifier.json --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
+    --out $F/fthroughclf-transfer-linf-$o
+  ebm-purify evaluate "${fc[@]}" --classifier $XF/classifier.json --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o \
+    --natural-from $F/fthroughclf-transfer-linf-$o "${s7[@]}" --out $F/fthroughclf-bpda-eot-r2-linf-$o
+  for k in 0 1 2 3 4 5 6 7 8 9; do   # chunks of 25; the ones finished in the session are in $F
+    a=$((o + 25 * k))
+    ebm-purify evaluate "${fc[@]}" --classifier $XF/classifier.json --attack adaptive "${cut[@]}" --n 25 --offset $a --batch-size 10 \
+      --natural-from $F/fthroughclf-transfer-linf-$o --survivors-of $F/fthroughclf-transfer-linf-$o --survivors-of $F/fthroughclf-bpda-eot-r2-linf-$o \
+      "${s7[@]}" --out $F/fthroughclf-adaptive-linf-$a
+  done
+done
