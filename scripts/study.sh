@@ -403,3 +403,15 @@ for o in 1000 1250; do
       "${s7[@]}" --out $F/fthroughclf-adaptive-linf-$a
   done
 done
+#     the box probe on the tuning slice (runs/q34.sh as run): the same classifier behind the chain kept in the radius-0.1 ball
+fb=(--model configs/purify/fashion-mnist-noised-box.toml --eps 0.1 --classifier $XF/classifier.json)
+ebm-purify evaluate "${fb[@]}" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XF/tuning/through-box-transfer
+ebm-purify evaluate "${fb[@]}" --attack bpda-eot "${cut[@]}" --n 128 "${t0[@]}" --natural-from $XF/tuning/through-box-transfer --out $XF/tuning/through-box-bpda
+#     shipped as fashion-mnist-noised's classifier: runs/ship/fashion-noised-run holds the shipped ebm.json / ebm.safetensors in ebm/ and
+#     $XF's classifier.json, .safetensors and .log.jsonl; the clean curve (as on the card, re-measured) is kept as $W/midrun-curve.json
+W=purifier/weights/fashion-mnist-noised
+ebm-purify evaluate --seeding batch --model fashion-mnist-noised --classifier fashion-mnist --attack none --replicates 1 --n 500 --offset 0 \
+  --steps-list 25,50,100,200,500 "${s7[@]}" --out runs/fashion-noised-curve   # report.json copied to $W/midrun-curve.json
+python -m purifier.training.model_card --name fashion-mnist-noised --runs runs/ship/fashion-noised-run --classifiers-from fashion-mnist \
+  --curve $W/midrun-curve.json --reason ... --notes ...   # as on the card
+ebm-purify evaluate table $F/*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
