@@ -196,16 +196,15 @@ def pareto_rows(rows: list[dict[str, Any]], rates: dict[str, float] | None = Non
             best[key] = {**r, "_rank": rank}
         if key not in clean or r["n"] > clean[key]["n"]:
             clean[key] = r
-    for key, r in best.items():
-        r["clean"] = clean[key]["clean"]
     out = []
-    for r in best.values():
+    for key, r in best.items():
         k, reps = (int(v) for v in r["setting"].split("x"))
         gradients = k * reps if r["defense"].startswith("ebm") else 0
         forwards = reps if r["defense"].startswith("ebm") else _FORWARDS.get(r["defense"], lambda r: 1)(reps)
         rate = (rates or {}).get(r["precision"] or "float32")
         out.append({
-            **{f: r[f] for f in ("dataset", "norm", "eps", "model", "classifier", "defense", "setting", "n", "clean", "robust_worst", "attack", "folder")},
+            **{f: r[f] for f in ("dataset", "norm", "eps", "model", "classifier", "defense", "setting", "n", "robust_worst", "attack", "folder")},
+            "clean": clean[key]["clean"],
             "attack_kinds": r["attack_kinds"], "energy_gradients": gradients, "classifier_forwards": forwards,
             "seconds_per_prediction": round(gradients / rate, 4) if rate and gradients else (0.0 if rate else None),
         })
