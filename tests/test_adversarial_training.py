@@ -67,15 +67,19 @@ def test_training_attacks_the_fraction_and_trains_on_the_chain_of_every_image(
     ebm, start = make_ebm_checkpoint(tmp_path / "ebm"), make_classifier_checkpoint(tmp_path / "start")
     attacked: list[int] = []
     seen: list[torch.Tensor] = []
+    attacked_through: list[Purifier | None] = []
 
-    def perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+    def perturb(model: torch.nn.Module, purifier: Purifier | None, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
         attacked.append(len(x))
+        attacked_through.append(purifier)
         return torch.ones_like(x)  # marks the attacked rows
 
     real_view = DefendedView.__call__
+    viewed_through: list[Purifier] = []
 
     def spy(self: DefendedView, x: torch.Tensor, step: int) -> torch.Tensor:
         seen.append(x.clone())
+        viewed_through.append(self.purifier)
         return real_view(self, x, step)
 
     monkeypatch.setattr(DefendedView, "__call__", spy)
@@ -84,6 +88,7 @@ def test_training_attacks_the_fraction_and_trains_on_the_chain_of_every_image(
     path = training.train_classifier(config, tmp_path / "clf", perturb, data_dir, limit=128, progress=False)
     assert len(seen) == 4 and sum(attacked) == sum(int((s == 1).flatten(1).all(1).sum()) for s in seen)
     assert 16 < sum(attacked) < 112  # about half of the 128 images
+    assert all(p is viewed_through[0] for p in attacked_through + viewed_through)  # the attack goes through the chain trained on, loaded once
     meta = json.loads(Path(path).read_text())["training"]
     assert meta["init_from"] == str(start) and meta["adversarial"]["through"] == str(ebm) and meta["adversarial"]["eot"] == 1
 

@@ -97,7 +97,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         config.adversarial = adv
     if config.adversarial:
         config.adversarial = check_adversarial_settings(config.adversarial)
-    perturb = _pgd_perturb(config.adversarial, device) if config.adversarial else None
+    perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
     path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress,
                             purified_source=_attack_source(device))
     meta = json.loads(Path(path).read_text())
@@ -122,18 +122,17 @@ def _transfer_examples(x: torch.Tensor, y: torch.Tensor, attack: dict, device: s
     return out
 
 
-def _pgd_perturb(adv: dict, device: str) -> object:
+def _pgd_perturb(adv: dict) -> object:
     """PGD for adversarial training (settings checked, :func:`check_adversarial_settings`): against the
-    model, or with ``through`` BPDA+EOT PGD against the purifier followed by the model, as Hill et al.
-    attack the defense. eps (and the step with it) ramps up linearly over the first ``warmup``
+    model, or with ``through`` BPDA+EOT PGD against the purifier training loads followed by the model,
+    as Hill et al. attack the defense. eps (and the step with it) ramps up linearly over the first ``warmup``
     fraction of training, without which small nets at MNIST eps 0.3 stay at chance."""
     eps, steps = adv["eps"], adv["steps"]
     step_size = float(adv.setdefault("step_size", default_step_size(eps, steps)))
     norm, warmup = Norm(adv["norm"]), adv["warmup"]
-    purifier = Purifier.load(adv["through"], device=device) if "through" in adv else None
     calls = [0]
 
-    def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+    def perturb(model: nn.Module, purifier: Purifier | None, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
         calls[0] += 1
         scale = min(1.0, progress / warmup) if warmup > 0 else 1.0
         if scale == 0.0:

@@ -34,9 +34,9 @@ from purifier.training.configs import ClassifierTrainConfig, to_dict
 from purifier.training.purified_data import check_purified_settings, mix, purified_copies
 from purifier.training.state import load_initial_weights
 
-# (model, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1] (with ``through``: against
-# the purifier followed by the model)
-Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
+# (model, the ``through`` purifier or None, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
+# (against the purifier followed by the model where one is given; it is the one the training loop loaded and trains through)
+Perturb = Callable[[nn.Module, Purifier | None, torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> float:
@@ -137,7 +137,7 @@ def train_classifier(
                 rows = attacked_rows(len(x), adversarial["fraction"], gen).to(device)
                 if rows.any():
                     x = x.clone()
-                    x[rows] = perturb(model, x[rows], y[rows], step / total)  # type: ignore[misc]
+                    x[rows] = perturb(model, view.purifier if view else None, x[rows], y[rows], step / total)  # type: ignore[misc]
                 if view is not None:
                     x = view(x, step)
             model.train()
