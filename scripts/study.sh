@@ -415,3 +415,37 @@ ebm-purify evaluate --seeding batch --model fashion-mnist-noised --classifier fa
 python -m purifier.training.model_card --name fashion-mnist-noised --runs runs/ship/fashion-noised-run --classifiers-from fashion-mnist \
   --curve $W/midrun-curve.json --reason ... --notes ...   # as on the card
 ebm-purify evaluate table $F/*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
+
+# 19. Session 17: section 15's first-epoch recipe started from the PGD-trained classifier (experiments/mnist-classifier-pgd-through-box/;
+#     runs/q35.sh-q37.sh as run, from the working tree at 054b5e4 and 27d7119, which hold the same code; two lanes of one core): training and its control (the same
+#     epoch without the chain), the tuning-slice probes, then the report slice: transfer, transfer from the PGD-trained
+#     classifier, BPDA+EOT x 2 restarts, and the adaptive attack on the survivors in chunks of 25.
+ebm-purify train-classifier --config configs/mnist-classifier-pgd-through-box.toml --out runs/pgd-through/classifier --data-dir ../shared/data \
+  --threads 2 --no-progress   # = experiments/mnist-classifier-pgd-through-box/classifier.json (same sha256)
+ebm-purify train-classifier --config configs/mnist-classifier-pgd-more.toml --out runs/pgd-more/classifier --data-dir ../shared/data \
+  --threads 1 --no-progress   # = experiments/mnist-classifier-pgd-through-box/control/classifier.json (same sha256)
+XP=experiments/mnist-classifier-pgd-through-box
+for pair in control/classifier.json:control/whitebox-tuning classifier.json:tuning/pgdthrough-whitebox; do
+  ebm-purify evaluate --model mnist --classifier $XP/${pair%%:*} --eps 0.3 "${whitebox[@]}" --n 256 "${t0[@]}" --out $XP/${pair#*:}
+done
+tp=(--model configs/purify/mnist-noised-box.toml --classifier $XP/classifier.json --eps 0.3)
+ebm-purify evaluate "${tp[@]}" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XP/tuning/pgdthrough-transfer
+for s in 0 1; do
+  ebm-purify evaluate "${tp[@]}" --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $XP/tuning/pgdthrough-bpda-s$s
+done
+for pair in control/classifier.json:control/whitebox-report classifier.json:report-whitebox-bare; do
+  ebm-purify evaluate --model mnist --classifier $XP/${pair%%:*} --eps 0.3 "${whitebox[@]}" --n 500 --offset 1000 "${s7[@]}" --out $XP/${pair#*:}
+done
+for o in 1000 1250; do
+  ebm-purify evaluate "${tp[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $M/pgdthroughclf-box-transfer-linf-$o
+  ebm-purify evaluate "${tp[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $M/pgdthroughclf-box-transfer-linf-$o "${s7[@]}" \
+    --out $M/pgdthroughclf-box-bpda-eot-r2-linf-$o
+  ebm-purify evaluate "${tp[@]}" --attack transfer --transfer-from mnist:classifier-pgd --loss margin --attack-steps 100 --n 250 --offset $o \
+    --natural-from $M/pgdthroughclf-box-transfer-linf-$o "${s7[@]}" --out $M/pgdthroughclf-box-transfer-pgdclf-linf-$o
+  for k in 0 1 2 3 4 5 6 7 8 9; do   # chunks of 25; the ones finished are in $M
+    a=$((o + 25 * k))
+    ebm-purify evaluate "${tp[@]}" --attack adaptive "${cut[@]}" --n 25 --offset $a --batch-size 10 --natural-from $M/pgdthroughclf-box-transfer-linf-$o \
+      --survivors-of $M/pgdthroughclf-box-transfer-linf-$o --survivors-of $M/pgdthroughclf-box-bpda-eot-r2-linf-$o "${s7[@]}" --out $M/pgdthroughclf-box-adaptive-linf-$a
+  done
+done
+ebm-purify evaluate table $M/*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
