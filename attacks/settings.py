@@ -80,6 +80,8 @@ class EvalSettings:
             raise SettingsError(f"shard must be i/n with 0 <= i < n, got {i}/{k}")
         if (self.steps_list or self.replicates_list) and self.attack not in ("none", "transfer"):
             raise SettingsError("--steps-list/--replicates-list need an attack that does not depend on the defense (none, transfer)")
+        if self.transfer_from and self.attack != "transfer":
+            raise SettingsError(f"--transfer-from names the classifier a transfer attack runs on; {self.attack!r} does not use it")
 
     def step_for(self, eps: float) -> float:
         return self.step_size if self.step_size is not None else default_step_size(eps, self.attack_steps)

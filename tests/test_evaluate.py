@@ -200,9 +200,26 @@ def test_bad_evaluation_flags(cli, model_dir: Path, tmp_path: Path, data_dir: Pa
     base = ("evaluate", "--model", model_dir, "--data-dir", data_dir, "--out", tmp_path / "x")
     for extra, message in ((("--attack", "bogus", "--eps", "0.1"), "unknown attack"), (("--attack", "bpda-eot"), "--eps"),
                            (("--attack", "bpda-eot", "--eps", "0.1", "--steps-list", "1,2"), "steps-list"),
-                           (("--attack", "none", "--n", "20000"), "exceeds")):
+                           (("--attack", "none", "--n", "20000"), "exceeds"),
+                           (("--attack", "bpda-eot", "--eps", "0.1", "--transfer-from", "mnist"), "transfer-from")):
         code, _, err = cli(*base, *extra)
         assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_transfer_attack_runs_on_the_classifier_it_is_told(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """--transfer-from: PGD runs on another classifier (a robust surrogate) and the evaluated one is defended and scored
+    on those examples; naming the evaluated classifier itself is the default transfer attack."""
+    base = ("evaluate", "--model", model_dir, "--classifier", "mnist", "--attack", "transfer", *TINY, "--n", "8", "--data-dir", data_dir)
+    for name, extra in (("own", ()), ("self", ("--transfer-from", "mnist")), ("pgd", ("--transfer-from", "mnist:classifier-pgd"))):
+        code, _, err = cli(*base, *extra, "--out", tmp_path / name)
+        assert code == 0, err
+    read = {name: [json.loads(line) for line in (tmp_path / name / "results.jsonl").read_text().splitlines()] for name in ("own", "self", "pgd")}
+    assert [(r["bare_adv"], r["l2"]) for r in read["self"]] == [(r["bare_adv"], r["l2"]) for r in read["own"]]
+    assert [r["l2"] for r in read["pgd"]] != [r["l2"] for r in read["own"]]  # other gradients, other examples
+    settings = json.loads((tmp_path / "pgd" / "settings.json").read_text())
+    assert settings["settings"]["transfer_from"] == "mnist:classifier-pgd"
+    code, _, err = cli(*base, "--transfer-from", "mnist:classifier-pgd", "--out", tmp_path / "own")  # a folder holds one surrogate
+    assert code == 2 and "different settings" in err
 
 
 @pytest.mark.parametrize("defense", ["none", "binarize", "noise-median"])
