@@ -23,6 +23,13 @@ from purifier.errors import SettingsError
 
 
 def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
+    """A row per run (folder, radius, verified setting), then the pooled and per-image minimum rows."""
+    rows = run_rows(folders)
+    return rows + min_over_attacks(rows)
+
+
+def run_rows(folders: list[Path]) -> list[dict[str, Any]]:
+    """A row per run: each folder's report, one row per radius and verified K x R setting."""
     rows = []
     for folder in folders:
         path = Path(folder) / "report.json"
@@ -41,7 +48,7 @@ def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
                     "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
                     "attack_kinds": [attack_kind(_attack(s))],
                 })
-    return rows + min_over_attacks(rows)
+    return rows
 
 
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,16 +67,16 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         for r in group:
             if r["folder"] not in records:
-                records[r["folder"]] = _results(Path(r["folder"]))
-        for attack, runs in _by(group, lambda r: r["attack"]).items():
+                records[r["folder"]] = run_records(Path(r["folder"]))
+        for attack, runs in by(group, lambda r: r["attack"]).items():
             if len(runs) > 1:
-                pooled = _combined_row(runs, [_pool(runs, records)], f"{attack} pooled over {len(runs)} runs")
+                pooled = _combined_row(runs, [pool(runs, records)], f"{attack} pooled over {len(runs)} runs")
                 combined.append({**pooled, "attack_kinds": [attack_kind(attack)], "pools": [r["folder"] for r in runs], "pooled_attack": attack})
-        kinds = _by(group, lambda r: attack_kind(r["attack"]))
+        kinds = by(group, lambda r: attack_kind(r["attack"]))
         if len(kinds) > 1:
             names = [kind + (f" ({n} budgets)" if (n := len({r["attack"] for r in runs})) > 1 else "") for kind, runs in kinds.items()]
             name = "min over " + " / ".join(names) + " (per image)"
-            combined.append({**_combined_row(group, [_pool(runs, records) for runs in kinds.values()], name), "attack_kinds": list(kinds)})
+            combined.append({**_combined_row(group, [pool(runs, records) for runs in kinds.values()], name), "attack_kinds": list(kinds)})
     return combined
 
 
@@ -78,14 +85,14 @@ def attack_kind(attack: str) -> str:
     return attack.split(" (")[0]
 
 
-def _by(rows: list[dict[str, Any]], key: Any) -> dict[str, list[dict[str, Any]]]:
+def by(rows: list[dict[str, Any]], key: Any) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         out[key(r)].append(r)
     return out
 
 
-def _pool(runs: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
+def pool(runs: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
     """Image index -> the records of every run (of one attack) that saw it at the runs' radius and setting."""
     pooled: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
@@ -109,7 +116,7 @@ def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[
     }
 
 
-def _results(folder: Path) -> list[dict[str, Any]]:
+def run_records(folder: Path) -> list[dict[str, Any]]:
     path = folder / "results.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 

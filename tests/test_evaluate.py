@@ -159,6 +159,39 @@ def test_the_minimum_covers_every_image_each_kind_of_attack_saw_at_any_budget(cl
     assert low["robust_worst"]["correct"] == sum(ok[("t", i)] and ok[("b", i)] and ok.get(("b1", i), True) for i in range(4))
 
 
+def test_compare_pairs_two_defenses_image_by_image(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """Side A: the EBM under transfer on images 0-5 and BPDA+EOT on 0-3; side B: thresholding on 2-5. The comparison is on
+    the images both sides saw every attack on (2-3), each side robust only where all its attacks failed."""
+    base = ("evaluate", "--model", model_dir, *TINY, "--eps-list", "0.3", "--data-dir", data_dir)
+    assert cli(*base, "--attack", "transfer", "--n", "6", "--out", tmp_path / "t")[0] == 0
+    assert cli(*base, "--attack", "bpda-eot", "--out", tmp_path / "b")[0] == 0
+    assert cli(*base, "--defense", "binarize", "--attack", "bpda-eot", "--offset", "2", "--out", tmp_path / "bin")[0] == 0
+    code, out, err = cli("evaluate", "compare", tmp_path / "t", tmp_path / "b", "--against", tmp_path / "bin", "--eps", "0.3",
+                         "--out", tmp_path / "c.json")
+    assert code == 0, err
+    ok = {(name, x["index"]): all(x["worst_correct"].values()) for name in ("t", "b", "bin")
+          for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines())}
+    a = {i: ok[("t", i)] and ok[("b", i)] for i in (2, 3)}
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["n"] == 2 and c["a"]["correct"] == sum(a.values()) and c["b"]["correct"] == sum(ok[("bin", i)] for i in (2, 3))
+    assert c["only_a"] == [i for i in (2, 3) if a[i] and not ok[("bin", i)]] and c["only_b"] == [i for i in (2, 3) if ok[("bin", i)] and not a[i]]
+    assert c["a"]["attacks"] == ["bpda-eot", "transfer"] and c["b"]["defense"] == "binarize" and "exact McNemar p" in out
+    for argv, message in (((tmp_path / "t", "--against", tmp_path / "bin", "--eps", "0.1"), "no run at eps 0.1"),
+                          ((tmp_path / "t", tmp_path / "bin", "--against", tmp_path / "b", "--eps", "0.3"), "give one per side"),
+                          ((tmp_path / "t", "--against", tmp_path / "nowhere", "--eps", "0.3"), "no report.json")):
+        code, _, err = cli("evaluate", "compare", *argv)
+        assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_the_exact_mcnemar_test() -> None:
+    from attacks.stats import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    assert mcnemar_exact(5, 0) == mcnemar_exact(0, 5) == 2 / 32
+    assert abs(mcnemar_exact(1, 10) - 2 * 12 / 2**11) < 1e-12  # 2 * (C(11,0) + C(11,1)) / 2^11
+    assert mcnemar_exact(54, 6) < 1e-9
+
+
 def _row(defense: str, setting: str, robust: float, clean: float, kinds: list[str], n: int = 100, eps: float = 0.3) -> dict:
     return {"dataset": "mnist", "norm": "linf", "eps": eps, "model": "m", "classifier": "c", "defense": defense, "setting": setting,
             "precision": "float32", "n": n, "clean": {"accuracy": clean, "ci95": [0, 1]}, "robust_worst": {"accuracy": robust, "ci95": [0, 1]},

@@ -1,6 +1,7 @@
 """``ebm-purify evaluate``: robustness evaluation of a defended classifier;
 ``ebm-purify evaluate merge``: join shard folders into one report;
-``ebm-purify evaluate table``: one results table from many evaluation folders."""
+``ebm-purify evaluate table``: one results table from many evaluation folders;
+``ebm-purify evaluate compare``: two defenses paired image by image (exact McNemar test)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from attacks.compare import compare, markdown_comparison
 from attacks.evaluate import evaluate
 from attacks.report import merge
 from attacks.settings import EvalSettings
@@ -41,9 +43,10 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="attack the defended classifier and report robust accuracy (or: evaluate merge|table DIR...)",
+    p = sub.add_parser("evaluate", help="attack the defended classifier and report robust accuracy (or: evaluate merge|table|compare DIR...)",
                        description="Robustness evaluation. `ebm-purify evaluate merge DIR... --out DIR` joins shard folders; "
-                       "`ebm-purify evaluate table DIR... [--out FILE]` makes one results table.")
+                       "`ebm-purify evaluate table DIR... [--out FILE]` makes one results table; "
+                       "`ebm-purify evaluate compare DIR... --against DIR... --eps E` pairs two defenses image by image.")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"EBM: shipped name, model folder, checkpoint or variant (default {DEFAULT_MODEL})")
     p.add_argument("--classifier", help="classifier REF[:ROLE], e.g. mnist:classifier-pgd (default: the model's classifier)")
     p.add_argument("--transfer-from", help="torch classifier REF[:ROLE] attacked by --attack transfer (default: the evaluated classifier; "
@@ -135,11 +138,28 @@ def run_table(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"merge": run_merge, "table": run_table}
+def run_compare(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="ebm-purify evaluate compare",
+                                description="two defenses on the same images: per image robust under every attack of its side's folders, "
+                                "the images one side keeps and the other loses, and the exact McNemar test")
+    p.add_argument("folders", nargs="+", type=Path, help="evaluation folders of defense A (one defended pipeline, any attacks)")
+    p.add_argument("--against", nargs="+", type=Path, required=True, help="evaluation folders of defense B")
+    p.add_argument("--eps", type=float, required=True, help="the radius to compare at")
+    p.add_argument("--out", type=Path, help="also write the comparison as JSON, with the discordant image indices")
+    args = p.parse_args(argv)
+    result = compare(args.folders, args.against, args.eps)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown_comparison(result), end="")
+    return 0
+
+
+SUBCOMMANDS = {"merge": run_merge, "table": run_table, "compare": run_compare}
 
 
 def maybe_subcommand(argv: list[str]) -> int | None:
-    """``evaluate merge|table ...`` are routed here before the main parser sees them."""
+    """``evaluate merge|table|compare ...`` are routed here before the main parser sees them."""
     if len(argv) >= 2 and argv[0] == "evaluate" and argv[1] in SUBCOMMANDS:
         try:
             return SUBCOMMANDS[argv[1]](argv[2:])
