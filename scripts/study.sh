@@ -449,3 +449,29 @@ for o in 1000 1250; do
   done
 done
 ebm-purify evaluate table $M/*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
+
+# 20. Session 18: section 19's recipe on Fashion-MNIST at eps 0.1 (experiments/fashion-mnist-classifier-pgd-through/; trained from
+#     a frozen worktree of f41dc55 on one thread beside two evaluation lanes), then the tuning-slice probes of section 18 on it.
+#     Session 18's probe output did not survive a machine change; these commands write it into $XG/tuning.
+ebm-purify train-classifier --config configs/fashion-mnist-classifier-pgd-through.toml --out runs/fpgd-through/classifier --data-dir ../shared/data \
+  --threads 1 --no-progress   # = experiments/fashion-mnist-classifier-pgd-through/classifier.json (same sha256)
+XG=experiments/fashion-mnist-classifier-pgd-through
+for pair in fashion-mnist:classifier-pgd:pgd-whitebox $XG/classifier.json:pgdthrough-whitebox; do   # the start and the result, bare
+  ebm-purify evaluate --model fashion-mnist --classifier ${pair%:*} --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" --out $XG/tuning/${pair##*:}
+done
+ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XG/tuning/pgdthrough-transfer
+for s in 0 1; do
+  ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $XG/tuning/pgdthrough-bpda-s$s
+done
+
+# 21. Session 19: section 19's adaptive chunks finished (runs/q40.sh as run, from a frozen worktree of 3cbcb10, two lanes), the paired
+#     comparisons, then the classifier shipped as mnist-noised's own (the EBM, its default chain and its clean curves unchanged).
+for ref in shipped-s14:"$M/throughclf-box-*-linf*" pgd-trained:$M/classifier-pgd-linf thresholding:$M/binarize-bpda-eot-linf; do
+  ebm-purify evaluate compare $M/pgdthroughclf-box-*/ --against ${ref#*:} --eps 0.3 --out $M/compare/pgdthroughclf-vs-${ref%%:*}.json
+done
+#     runs/ship/mnist-noised-run-s19 holds the shipped ebm.json / ebm.safetensors in ebm/ and $XP's classifier.json, .safetensors and .log.jsonl:
+W=purifier/weights/mnist-noised
+python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnist-noised-run-s19 --classifiers-from mnist \
+  --curve $W/midrun-curve-constant.json --curve $W/midrun-curve-anneal.json --curve $W/midrun-curve-box.json \
+  --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
+  --reason ... --notes ...   # as on the card
