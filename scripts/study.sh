@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The defense-strength study (issue 9) on MNIST, exactly as it was run: report slice = test images 1000-1499
 # (500 images; the tuning slice is 0-999), one thread per process. Each command resumes if interrupted.
-# Afterwards: ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table
+# Afterwards: ebm-purify evaluate table results/mnist-study/*-*/ --out results/mnist-study/table   (*-*/: the run folders, not compare/)
 set -euo pipefail
 # Sections 1-11 ran before attacks were seeded per image (session 10): their evaluations carry --seeding batch, which
 # reproduces them and lets the committed folders resume (a per-image run refuses a folder seeded per batch).
@@ -80,7 +80,7 @@ ebm-purify evaluate --seeding batch --model configs/purify/mnist-noised-anneal.t
 ebm-purify evaluate --seeding batch --model configs/purify/mnist-noised-anneal.toml --classifier mnist --eps-list 0.1,0.2 --attack bpda-eot "${cut[@]}" --out results/mnist-study/anneal-bpda-eot-linf-eps0.1-0.2 \
   "${common[@]}" --n 100 --natural-from results/mnist-study/anneal-transfer-linf
 
-ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
+ebm-purify evaluate table results/mnist-study/*-*/ --out results/mnist-study/table > /dev/null
 
 # 5. Fashion-MNIST, eps 0.05 and 0.1, the same protocol: report slice 1000-1499, tuning on 0-999.
 #    The candidate: ebm-purify train-ebm --config configs/fashion-mnist-ebm-noised.toml --out runs/fashion-noised/ebm --threads 1 --no-progress --data-dir ../shared/data
@@ -110,7 +110,7 @@ for i in 0 1; do  # BPDA+EOT at eps 0.05 too
     --natural-from $F/noised-transfer-linf
 done
 ebm-purify evaluate merge runs/fstudy-bpda005-shard0 runs/fstudy-bpda005-shard1 --out $F/noised-bpda-eot-linf-eps0.05
-ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+ebm-purify evaluate table $F/*-*/ --out $F/table > /dev/null
 
 # 6. Session 5 (MNIST eps 0.3 and Fashion-MNIST eps 0.1): the annealed / default chain in front of the PGD-trained
 #    classifier on the report slice (transfer on all 500, BPDA+EOT with the cut budget on the first 100). The training runs
@@ -132,8 +132,8 @@ ebm-purify evaluate --seeding batch "${fpgd[@]}" --attack bpda-eot --loss margin
 b50=(--attack bpda-eot --loss margin --eot 8 --attack-steps 50 --stop-after 2 "${common[@]}" --n 100)
 ebm-purify evaluate --seeding batch "${anneal[@]}" "${b50[@]}" --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda50-linf
 ebm-purify evaluate --seeding batch "${fnoised[@]}" "${b50[@]}" --natural-from $F/noised-transfer-linf --out $F/noised-bpda50-linf
-ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
-ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+ebm-purify evaluate table results/mnist-study/*-*/ --out results/mnist-study/table > /dev/null
+ebm-purify evaluate table $F/*-*/ --out $F/table > /dev/null
 
 # 7. Session 6 (MNIST eps 0.3): the training runs and tuning probes (stabilised continuation, width-32 noised fine-tune, the
 #    denoising term) are in results/mnist-tuning-session6/README.md; none beat mnist-noised there, so none reached the report
@@ -148,13 +148,13 @@ ebm-purify evaluate --seeding batch "${anneal[@]}" --attack adaptive "${cut[@]}"
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-adaptive-linf-1050
 ebm-purify evaluate --seeding batch "${anneal[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
   --natural-from results/mnist-study/anneal-transfer-linf --out results/mnist-study/anneal-bpda-eot-r2-linf
-ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table > /dev/null
+ebm-purify evaluate table results/mnist-study/*-*/ --out results/mnist-study/table > /dev/null
 #    The same two for the Fashion-MNIST row (fashion-mnist-noised, K = 100)
 ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 50 --offset 1050 \
   --natural-from $F/noised-transfer-linf --out $F/noised-adaptive-linf-1050
 ebm-purify evaluate --seeding batch "${fnoised[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 "${common[@]}" --n 100 \
   --natural-from $F/noised-transfer-linf --out $F/noised-bpda-eot-r2-linf
-ebm-purify evaluate table $F/*/ --out $F/table > /dev/null
+ebm-purify evaluate table $F/*-*/ --out $F/table > /dev/null
 
 # 8. Session 7: the full attack budget on the report slice. BPDA+EOT with 2 restarts and the adaptive attack on images
 #    1100-1499 for the two main rows (pooled with the runs on 1000-1099 above, so every one of the 500 images faced
@@ -180,8 +180,8 @@ ebm-purify evaluate --seeding batch "${f[@]}" --attack bpda-eot "${cut[@]}" --re
 ebm-purify evaluate --seeding batch "${a[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out results/mnist-study/anneal-adaptive-linf-eps0.1-0.2
 ebm-purify evaluate --seeding batch "${f[@]}" --attack adaptive "${cut[@]}" "${common[@]}" --n 100 --out $F/noised-adaptive-linf-eps0.05
 #    The tables and their Pareto views (seconds per prediction at the purifier's batch-64 rate in bench/results):
-ebm-purify evaluate table results/mnist-study/*/ --out results/mnist-study/table --speed bench/results/purify_speed.json > /dev/null
-ebm-purify evaluate table $F/*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
+ebm-purify evaluate table results/mnist-study/*-*/ --out results/mnist-study/table --speed bench/results/purify_speed.json > /dev/null
+ebm-purify evaluate table $F/*-*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
 #    mnist-noised's default chain set from the frontier (weights unchanged): the curves its card shows, then the card
 #    (the reason and notes are those on the card; the stage-2 folder holds the shipped ebm.json and ebm.safetensors):
 ebm-purify evaluate --seeding batch --model mnist-noised --classifier mnist --attack none --steps-list 50,100,200,500,1000 --replicates 1 \
@@ -414,7 +414,7 @@ ebm-purify evaluate --seeding batch --model fashion-mnist-noised --classifier fa
   --steps-list 25,50,100,200,500 "${s7[@]}" --out runs/fashion-noised-curve   # report.json copied to $W/midrun-curve.json
 python -m purifier.training.model_card --name fashion-mnist-noised --runs runs/ship/fashion-noised-run --classifiers-from fashion-mnist \
   --curve $W/midrun-curve.json --reason ... --notes ...   # as on the card
-ebm-purify evaluate table $F/*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
+ebm-purify evaluate table $F/*-*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
 
 # 19. Session 17: section 15's first-epoch recipe started from the PGD-trained classifier (experiments/mnist-classifier-pgd-through-box/;
 #     runs/q35.sh-q37.sh as run, from the working tree at 054b5e4 and 27d7119, which hold the same code; two lanes of one core): training and its control (the same
@@ -448,7 +448,7 @@ for o in 1000 1250; do
       --survivors-of $M/pgdthroughclf-box-transfer-linf-$o --survivors-of $M/pgdthroughclf-box-bpda-eot-r2-linf-$o "${s7[@]}" --out $M/pgdthroughclf-box-adaptive-linf-$a
   done
 done
-ebm-purify evaluate table $M/*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
+ebm-purify evaluate table $M/*-*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
 
 # 20. Session 18: section 19's recipe on Fashion-MNIST at eps 0.1 (experiments/fashion-mnist-classifier-pgd-through/; trained from
 #     a frozen worktree of f41dc55 on one thread beside two evaluation lanes), then the tuning-slice probes of section 18 on it.
@@ -463,6 +463,26 @@ ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack transfe
 for s in 0 1; do
   ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $XG/tuning/pgdthrough-bpda-s$s
 done
+
+#     the report slice (sessions 19-20; runs/q42.sh and runs/q43.sh as run, from a frozen worktree of 3cbcb10, two lanes): transfer,
+#     BPDA+EOT x 2 restarts, the adaptive attack on the survivors in chunks of 25, then the paired comparisons
+for o in 1000 1250; do
+  ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
+    --out $F/fpgdthroughclf-transfer-linf-$o
+  ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o \
+    --natural-from $F/fpgdthroughclf-transfer-linf-$o "${s7[@]}" --out $F/fpgdthroughclf-bpda-eot-r2-linf-$o
+  for k in 0 1 2 3 4 5 6 7 8 9; do
+    a=$((o + 25 * k))
+    ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack adaptive "${cut[@]}" --n 25 --offset $a --batch-size 10 \
+      --natural-from $F/fpgdthroughclf-transfer-linf-$o --survivors-of $F/fpgdthroughclf-transfer-linf-$o \
+      --survivors-of $F/fpgdthroughclf-bpda-eot-r2-linf-$o "${s7[@]}" --out $F/fpgdthroughclf-adaptive-linf-$a
+  done
+done
+for ref in shipped-transfer-bpda:"$F/fthroughclf-transfer-linf-1* $F/fthroughclf-bpda-eot-r2-linf-1*" pgd-trained:$F/classifier-pgd-linf \
+    binarize:$F/binarize-bpda-eot-linf; do
+  ebm-purify evaluate compare $F/fpgdthroughclf-*/ --against ${ref#*:} --eps 0.1 --out $F/compare/pgdthrough-vs-${ref%%:*}.json
+done
+ebm-purify evaluate table $F/*-*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
 
 # 21. Session 19: section 19's adaptive chunks finished (runs/q40.sh as run, from a frozen worktree of 3cbcb10, two lanes), the paired
 #     comparisons, then the classifier shipped as mnist-noised's own (the EBM, its default chain and its clean curves unchanged).
