@@ -495,3 +495,23 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
   --curve $W/midrun-curve-constant.json --curve $W/midrun-curve-anneal.json --curve $W/midrun-curve-box.json \
   --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
   --reason ... --notes ...   # as on the card
+
+# 22. Session 21: the shipped mnist-noised (box chain, classifier ed125913) at MNIST eps 0.1 and 0.2 (runs/q44.sh, then q46.sh as run,
+#     two lanes): transfer on all 500, BPDA+EOT x 2 restarts on the first 150 of each half (q46's eps 0.1 folders resume from q44's
+#     first 50 rows per half, computed with the same per-image seeds in a joint 0.1,0.2 run cut for time); the paired comparisons.
+for o in 1000 1250; do
+  ebm-purify evaluate --model mnist-noised --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
+    --out $M/shipped-transfer-linf-eps0.1-0.2-$o
+  for eps in 0.1 0.2; do
+    ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n 150 --offset $o \
+      --natural-from $M/shipped-transfer-linf-eps0.1-0.2-$o "${s7[@]}" --out $M/shipped-bpda-eot-r2-linf-eps$eps-$o
+  done
+done
+for eps in 0.1 0.2; do
+  for ref in pgd-trained:$M/classifier-pgd-linf thresholding:$M/binarize-bpda-eot-linf \
+      natural-clf:"$M/box-transfer-linf-eps0.1-0.2 $M/box-bpda-eot-r2-linf-eps0.1-0.2* $M/box-adaptive-linf-eps$eps*"; do
+    ebm-purify evaluate compare $M/shipped-transfer-linf-eps0.1-0.2-*/ $M/shipped-bpda-eot-r2-linf-eps$eps-*/ --against ${ref#*:} --eps $eps \
+      --out $M/compare/shipped-eps$eps-vs-${ref%%:*}.json
+  done
+done
+ebm-purify evaluate table $M/*-*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
