@@ -516,10 +516,11 @@ for eps in 0.1 0.2; do
 done
 ebm-purify evaluate table $M/*-*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
 #     the shipped fashion-mnist-noised at Fashion-MNIST eps 0.05 (runs/q45.sh as run): transfer and BPDA+EOT x 2 on all 500, paired
+f05=(--model configs/purify/fashion-mnist-noised-fast.toml --eps 0.05)
 for o in 1000 1250; do
-  ebm-purify evaluate "${fc[@]/0.1/0.05}" --classifier $XF/classifier.json --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o \
+  ebm-purify evaluate "${f05[@]}" --classifier $XF/classifier.json --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o \
     --natural-from $F/fthroughclf-transfer-linf-$o "${s7[@]}" --out $F/fthroughclf-transfer-linf-eps0.05-$o
-  ebm-purify evaluate "${fc[@]/0.1/0.05}" --classifier $XF/classifier.json --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o \
+  ebm-purify evaluate "${f05[@]}" --classifier $XF/classifier.json --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o \
     --natural-from $F/fthroughclf-transfer-linf-$o "${s7[@]}" --out $F/fthroughclf-bpda-eot-r2-linf-eps0.05-$o
 done
 for ref in pgd-trained:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
