@@ -361,6 +361,33 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
   --reason ... --notes ...   # as on the card
 #     then the two tables again (the commands at the end of section 8).
 
+# Sections 17 on probe a classifier behind a chain the same way; DEFENSE below stands for the evaluate flags that choose the
+# chain, the classifier and the radius. tuning_probes OUT DEFENSE...: transfer on tuning images 0-255 and BPDA+EOT with the cut
+# budget on the first 128 in two shards (OUT-transfer, OUT-bpda-s0, OUT-bpda-s1). report_protocol OUT DEFENSE...: the report
+# slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then the adaptive attack on the images both left, in chunks of 25
+# (OUT-transfer-linf-O, OUT-bpda-eot-r2-linf-O, OUT-adaptive-linf-A).
+tuning_probes() {
+  local out=$1 s
+  shift
+  ebm-purify evaluate "$@" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $out-transfer
+  for s in 0 1; do
+    ebm-purify evaluate "$@" --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $out-bpda-s$s
+  done
+}
+report_protocol() {
+  local out=$1 o k
+  shift
+  for o in 1000 1250; do
+    ebm-purify evaluate "$@" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $out-transfer-linf-$o
+    ebm-purify evaluate "$@" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $out-transfer-linf-$o "${s7[@]}" \
+      --out $out-bpda-eot-r2-linf-$o
+    for k in 0 1 2 3 4 5 6 7 8 9; do   # chunks of 25
+      ebm-purify evaluate "$@" --attack adaptive "${cut[@]}" --n 25 --offset $((o + 25 * k)) --batch-size 10 --natural-from $out-transfer-linf-$o \
+        --survivors-of $out-transfer-linf-$o --survivors-of $out-bpda-eot-r2-linf-$o "${s7[@]}" --out $out-adaptive-linf-$((o + 25 * k))
+    done
+  done
+}
+
 # 17. Session 15: a second epoch through the box chain with a two-step attack (experiments/mnist-classifier-through-box-e2/;
 #     runs/q27.sh-q30.sh as run, from a frozen worktree of c63d16e): training, the tuning-slice probes paired with
 #     section 15's, and the report slice's transfer. No gain under BPDA+EOT; not shipped.
@@ -368,10 +395,7 @@ ebm-purify train-classifier --config configs/mnist-classifier-through-box-e2.tom
   --threads 2 --no-progress   # = experiments/mnist-classifier-through-box-e2/classifier.json (same sha256)
 X2=experiments/mnist-classifier-through-box-e2
 t2=(--model configs/purify/mnist-noised-box.toml --classifier $X2/classifier.json --eps 0.3)
-ebm-purify evaluate "${t2[@]}" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $X2/tuning/e2-transfer
-for s in 0 1; do
-  ebm-purify evaluate "${t2[@]}" --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $X2/tuning/e2-bpda-s$s
-done
+tuning_probes $X2/tuning/e2 "${t2[@]}"
 for o in 1000 1250; do
   ebm-purify evaluate "${t2[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $M/e2clf-box-transfer-linf-$o
 done
@@ -386,23 +410,9 @@ XF=experiments/fashion-mnist-classifier-through
 fc=(--model configs/purify/fashion-mnist-noised-fast.toml --eps 0.1)
 for clf in through natural; do
   ref=$([ $clf = through ] && echo $XF/classifier.json || echo fashion-mnist)
-  ebm-purify evaluate "${fc[@]}" --classifier $ref --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XF/tuning/$clf-transfer
-  for s in 0 1; do
-    ebm-purify evaluate "${fc[@]}" --classifier $ref --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $XF/tuning/$clf-bpda-s$s
-  done
+  tuning_probes $XF/tuning/$clf "${fc[@]}" --classifier $ref
 done
-for o in 1000 1250; do
-  ebm-purify evaluate "${fc[@]}" --classifier $XF/classifier.json --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
-    --out $F/fthroughclf-transfer-linf-$o
-  ebm-purify evaluate "${fc[@]}" --classifier $XF/classifier.json --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o \
-    --natural-from $F/fthroughclf-transfer-linf-$o "${s7[@]}" --out $F/fthroughclf-bpda-eot-r2-linf-$o
-  for k in 0 1 2 3 4 5 6 7 8 9; do   # chunks of 25; the ones finished in the session are in $F
-    a=$((o + 25 * k))
-    ebm-purify evaluate "${fc[@]}" --classifier $XF/classifier.json --attack adaptive "${cut[@]}" --n 25 --offset $a --batch-size 10 \
-      --natural-from $F/fthroughclf-transfer-linf-$o --survivors-of $F/fthroughclf-transfer-linf-$o --survivors-of $F/fthroughclf-bpda-eot-r2-linf-$o \
-      "${s7[@]}" --out $F/fthroughclf-adaptive-linf-$a
-  done
-done
+report_protocol $F/fthroughclf "${fc[@]}" --classifier $XF/classifier.json   # the adaptive chunks finished in the session are in $F
 #     the box probe on the tuning slice (runs/q34.sh as run): the same classifier behind the chain kept in the radius-0.1 ball
 fb=(--model configs/purify/fashion-mnist-noised-box.toml --eps 0.1 --classifier $XF/classifier.json)
 ebm-purify evaluate "${fb[@]}" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XF/tuning/through-box-transfer
@@ -459,25 +469,11 @@ XG=experiments/fashion-mnist-classifier-pgd-through
 for pair in fashion-mnist:classifier-pgd:pgd-whitebox $XG/classifier.json:pgdthrough-whitebox; do   # the start and the result, bare
   ebm-purify evaluate --model fashion-mnist --classifier ${pair%:*} --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" --out $XG/tuning/${pair##*:}
 done
-ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $XG/tuning/pgdthrough-transfer
-for s in 0 1; do
-  ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $XG/tuning/pgdthrough-bpda-s$s
-done
+tuning_probes $XG/tuning/pgdthrough "${fc[@]}" --classifier $XG/classifier.json
 
 #     the report slice (sessions 19-20; runs/q42.sh and runs/q43.sh as run, from a frozen worktree of 3cbcb10, two lanes): transfer,
 #     BPDA+EOT x 2 restarts, the adaptive attack on the survivors in chunks of 25, then the paired comparisons
-for o in 1000 1250; do
-  ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
-    --out $F/fpgdthroughclf-transfer-linf-$o
-  ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o \
-    --natural-from $F/fpgdthroughclf-transfer-linf-$o "${s7[@]}" --out $F/fpgdthroughclf-bpda-eot-r2-linf-$o
-  for k in 0 1 2 3 4 5 6 7 8 9; do
-    a=$((o + 25 * k))
-    ebm-purify evaluate "${fc[@]}" --classifier $XG/classifier.json --attack adaptive "${cut[@]}" --n 25 --offset $a --batch-size 10 \
-      --natural-from $F/fpgdthroughclf-transfer-linf-$o --survivors-of $F/fpgdthroughclf-transfer-linf-$o \
-      --survivors-of $F/fpgdthroughclf-bpda-eot-r2-linf-$o "${s7[@]}" --out $F/fpgdthroughclf-adaptive-linf-$a
-  done
-done
+report_protocol $F/fpgdthroughclf "${fc[@]}" --classifier $XG/classifier.json
 for ref in shipped-transfer-bpda:"$F/fthroughclf-transfer-linf-1* $F/fthroughclf-bpda-eot-r2-linf-1*" pgd-trained:$F/classifier-pgd-linf \
     binarize:$F/binarize-bpda-eot-linf; do
   ebm-purify evaluate compare $F/fpgdthroughclf-*/ --against ${ref#*:} --eps 0.1 --out $F/compare/pgdthrough-vs-${ref%%:*}.json
