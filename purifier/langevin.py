@@ -25,6 +25,7 @@ exact-gradient backward in :mod:`purifier.chain_gradient` and the ONNX backend r
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -71,6 +72,13 @@ def chain_noise(streams: Sequence[int], step: int, shape: torch.Size | tuple[int
 
 # dtypes the energy gradient may be computed in
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX, as oneDNN reports it). Without them
+    torch emulates bfloat16, and an energy gradient costs several times a float32 one: 13x for the Fashion-MNIST EBM at
+    batch 64 on an AVX2-only EPYC (191 against 2457 image-steps/s), where an AVX-512 BF16 EPYC ran it 1.5x faster."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 # noise index of the start perturbation (steps use 0, 1, ...)
 INIT_NOISE_STEP = -1
@@ -273,6 +281,14 @@ class LangevinSampler:
         self.energy = energy
         self.config = config
         self.micro_batch = micro_batch
+        weight = next(energy.parameters(), None)
+        on_cpu = weight is None or weight.device.type == "cpu"
+        if config.precision == "bfloat16" and on_cpu and not cpu_has_native_bfloat16():
+            warnings.warn(
+                "precision bfloat16: this CPU has no native bfloat16 (torch CPU capability "
+                f"{torch.backends.cpu.get_cpu_capability()}), so the energy gradients are emulated and run several "
+                "times slower than with precision float32", RuntimeWarning, stacklevel=2,
+            )
         self.group_rows = max(micro_batch, group_rows - group_rows % micro_batch) if micro_batch else group_rows
 
     def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
