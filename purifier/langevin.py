@@ -281,14 +281,14 @@ class LangevinSampler:
         self.energy = energy
         self.config = config
         self.micro_batch = micro_batch
-        weight = next(energy.parameters(), None)
-        on_cpu = weight is None or weight.device.type == "cpu"
-        if config.precision == "bfloat16" and on_cpu and not cpu_has_native_bfloat16():
-            warnings.warn(
-                "precision bfloat16: this CPU has no native bfloat16 (torch CPU capability "
-                f"{torch.backends.cpu.get_cpu_capability()}), so the energy gradients are emulated and run several "
-                "times slower than with precision float32", RuntimeWarning, stacklevel=2,
-            )
+        if config.precision == "bfloat16" and isinstance(energy, nn.Module):  # not the ONNX backend's sampler (no torch energy)
+            weight = next(energy.parameters(), None)
+            if (weight is None or weight.device.type == "cpu") and not cpu_has_native_bfloat16():
+                warnings.warn(
+                    "precision bfloat16: this CPU has no native bfloat16 (torch CPU capability "
+                    f"{torch.backends.cpu.get_cpu_capability()}), so the energy gradients are emulated and run several "
+                    "times slower than with precision float32", RuntimeWarning, stacklevel=2,
+                )
         self.group_rows = max(micro_batch, group_rows - group_rows % micro_batch) if micro_batch else group_rows
 
     def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
