@@ -523,3 +523,24 @@ for ref in pgd-trained:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-
   ebm-purify evaluate compare $F/fthroughclf-*eps0.05-*/ --against ${ref#*:} --eps 0.05 --out $F/compare/shipped-eps0.05-vs-${ref%%:*}.json
 done
 ebm-purify evaluate table $F/*-*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
+
+# 23. Session 22: the adversarial-training baselines at width 32 (the width-16 recipe otherwise unchanged), from frozen worktrees
+#     of 50d69dc (Fashion-MNIST) and e2b695d (MNIST); then the white-box PGD baseline runs of section 1 / 5 on them, the paired
+#     comparisons and the tables. Fashion-MNIST: 2393 s of two threads, 84.42% clean; it beats every EBM row (see
+#     experiments/fashion-mnist-classifier-pgd-w32/). Its fine-tune through the chain (configs/fashion-mnist-classifier-pgd-w32-through.toml)
+#     was started and stopped at step 40: about two hours per epoch on this session's AVX2 CPU, more than was left.
+XW=experiments/fashion-mnist-classifier-pgd-w32
+ebm-purify train-classifier --config configs/fashion-mnist-classifier-pgd-w32.toml --out runs/w32/classifier-pgd --data-dir ../shared/data \
+  --threads 2 --no-progress   # = $XW/classifier-pgd.json (same sha256)
+ebm-purify evaluate --model fashion-mnist --classifier $XW/classifier-pgd.json --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" --out $XW/tuning/pgdw32-whitebox
+ebm-purify evaluate --model fashion-mnist --classifier $XW/classifier-pgd.json --eps-list 0.05,0.1 "${whitebox[@]}" --n 500 --offset 1000 "${s7[@]}" \
+  --out $F/classifier-pgd-w32-linf
+for ref in pgd-trained-w16:$F/classifier-pgd-linf pgdthrough-w16:"$F/fpgdthroughclf-*" thresholding:$F/binarize-bpda-eot-linf \
+    shipped:"$F/fthroughclf-transfer-linf-1??? $F/fthroughclf-bpda-eot-r2-linf-1???"; do
+  ebm-purify evaluate compare $F/classifier-pgd-w32-linf --against ${ref#*:} --eps 0.1 --out $F/compare/pgd-w32-vs-${ref%%:*}.json
+done
+for ref in pgd-trained-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf \
+    shipped:"$F/fthroughclf-transfer-linf-eps0.05-* $F/fthroughclf-bpda-eot-r2-linf-eps0.05-*"; do
+  ebm-purify evaluate compare $F/classifier-pgd-w32-linf --against ${ref#*:} --eps 0.05 --out $F/compare/pgd-w32-eps0.05-vs-${ref%%:*}.json
+done
+ebm-purify evaluate table $F/*-*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
