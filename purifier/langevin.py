@@ -80,6 +80,7 @@ def cpu_has_native_bfloat16() -> bool:
     batch 64 on an AVX2-only EPYC (191 against 2457 image-steps/s), where an AVX-512 BF16 EPYC ran it 1.5x faster."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
+
 # noise index of the start perturbation (steps use 0, 1, ...)
 INIT_NOISE_STEP = -1
 
