@@ -77,7 +77,7 @@ PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX, as oneDNN reports it). Without them
     torch emulates bfloat16, and an energy gradient costs several times a float32 one: 13x for the Fashion-MNIST EBM at
-    batch 64 on an AVX2-only EPYC (191 against 2457 image-steps/s), where an AVX-512 BF16 EPYC ran it 1.5x faster."""
+    batch 64 on an AVX2-only EPYC (191 against 2457 image-steps/s), where the AVX-512 EPYC of the benchmarks ran it 1.5x faster."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
