@@ -544,3 +544,18 @@ for ref in pgd-trained-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-
   ebm-purify evaluate compare $F/classifier-pgd-w32-linf --against ${ref#*:} --eps 0.05 --out $F/compare/pgd-w32-eps0.05-vs-${ref%%:*}.json
 done
 ebm-purify evaluate table $F/*-*/ --out $F/table --speed bench/results/purify_speed.json > /dev/null
+#     MNIST: trained from a frozen worktree of e2b695d (3438 s with a CI run beside it and 7 minutes stopped; 98.79% clean), then
+#     white-box PGD on the report slice in two lanes of 250 (runs/q49.sh as run), the goal radius first.
+XM=experiments/mnist-classifier-pgd-w32
+ebm-purify train-classifier --config configs/mnist-classifier-pgd-w32.toml --out runs/mw32/classifier-pgd --data-dir ../shared/data \
+  --threads 2 --no-progress   # = $XM/classifier-pgd.json (same sha256)
+for o in 1000 1250; do
+  ebm-purify evaluate --model mnist --classifier $XM/classifier-pgd.json --eps 0.3 "${whitebox[@]}" --n 250 --offset $o "${s7[@]}" \
+    --out $M/classifier-pgd-w32-linf-eps0.3-$o
+  ebm-purify evaluate --model mnist --classifier $XM/classifier-pgd.json --eps-list 0.1,0.2 "${whitebox[@]}" --n 250 --offset $o "${s7[@]}" \
+    --out $M/classifier-pgd-w32-linf-eps0.1-0.2-$o
+done
+for ref in pgd-trained-w16:$M/classifier-pgd-linf shipped:"$M/pgdthroughclf-box-*" thresholding:$M/binarize-bpda-eot-linf; do
+  ebm-purify evaluate compare $M/classifier-pgd-w32-linf-eps0.3-* --against ${ref#*:} --eps 0.3 --out $M/compare/pgd-w32-vs-${ref%%:*}.json
+done
+ebm-purify evaluate table $M/*-*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
