@@ -558,4 +558,10 @@ done
 for ref in pgd-trained-w16:$M/classifier-pgd-linf shipped:"$M/pgdthroughclf-box-*" thresholding:$M/binarize-bpda-eot-linf; do
   ebm-purify evaluate compare $M/classifier-pgd-w32-linf-eps0.3-* --against ${ref#*:} --eps 0.3 --out $M/compare/pgd-w32-vs-${ref%%:*}.json
 done
+for eps in 0.1 0.2; do
+  for ref in pgd-trained-w16:$M/classifier-pgd-linf thresholding:$M/binarize-bpda-eot-linf \
+      shipped:"$M/shipped-transfer-linf-eps0.1-0.2-* $M/shipped-bpda-eot-r2-linf-eps$eps-*"; do
+    ebm-purify evaluate compare $M/classifier-pgd-w32-linf-eps0.1-0.2-* --against ${ref#*:} --eps $eps --out $M/compare/pgd-w32-eps$eps-vs-${ref%%:*}.json
+  done
+done
 ebm-purify evaluate table $M/*-*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
