@@ -69,7 +69,7 @@ def test_training_attacks_the_fraction_and_trains_on_the_chain_of_every_image(
     seen: list[torch.Tensor] = []
     attacked_through: list[Purifier | None] = []
 
-    def perturb(model: torch.nn.Module, purifier: Purifier | None, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+    def perturb(model: torch.nn.Module, purifier: Purifier | None, x: torch.Tensor, y: torch.Tensor, progress: float, seed: int) -> torch.Tensor:
         attacked.append(len(x))
         attacked_through.append(purifier)
         return torch.ones_like(x)  # marks the attacked rows

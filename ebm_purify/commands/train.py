@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--init-from", help="start from this classifier's weights (model reference), e.g. to fine-tune it through a purifier")
     q.add_argument("--limit", type=int, help="use only the first N training and N test images (smoke runs)")
     q.add_argument("--seed", type=int)
+    q.add_argument("--checkpoint-every", type=int, help="steps between resumable training states (default 50)")
+    q.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT-state.* (same config and --limit)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_option(q)
     add_runtime_options(q)
@@ -83,7 +85,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     device = apply_runtime(args)
     config = load_config(ClassifierTrainConfig, args.config, {
         "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-        "init_from": args.init_from,
+        "init_from": args.init_from, "checkpoint_every": args.checkpoint_every,
     })
     if args.adversarial == "none":
         config.adversarial = None
@@ -99,7 +101,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         config.adversarial = check_adversarial_settings(config.adversarial)
     perturb = _pgd_perturb(config.adversarial) if config.adversarial else None
     path = train_classifier(config, args.out, perturb, args.data_dir, device, args.limit, provenance(), progress=not args.no_progress,
-                            purified_source=_attack_source(device))
+                            purified_source=_attack_source(device), resume=args.resume)
     meta = json.loads(Path(path).read_text())
     print(f"classifier checkpoint: {path} (clean test accuracy {meta['training']['clean_test_accuracy']:.4f})")
     return 0
@@ -130,17 +132,15 @@ def _pgd_perturb(adv: dict) -> object:
     eps, steps = adv["eps"], adv["steps"]
     step_size = float(adv.setdefault("step_size", default_step_size(eps, steps)))
     norm, warmup = Norm(adv["norm"]), adv["warmup"]
-    calls = [0]
 
-    def perturb(model: nn.Module, purifier: Purifier | None, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
-        calls[0] += 1
+    def perturb(model: nn.Module, purifier: Purifier | None, x: torch.Tensor, y: torch.Tensor, progress: float, seed: int) -> torch.Tensor:
         scale = min(1.0, progress / warmup) if warmup > 0 else 1.0
         if scale == 0.0:
             return x
-        pgd_args = {"eps": eps * scale, "step_size": step_size * scale, "steps": steps, "seed": calls[0]}
+        pgd_args = {"eps": eps * scale, "step_size": step_size * scale, "steps": steps, "seed": seed}
         if purifier is None:
             return PGD.on_model(model, norm, **pgd_args).run(x, y).x_adv  # type: ignore[arg-type]
-        source = eot_gradient(EBMDefense(purifier, model), adv["eot"], "bpda", seed=calls[0])
+        source = eot_gradient(EBMDefense(purifier, model), adv["eot"], "bpda", seed=seed)
         return PGD(source, norm, **pgd_args).run(x, y).x_adv  # type: ignore[arg-type]
 
     return perturb

@@ -6,7 +6,10 @@ from a trained classifier (``init_from``).
 
 The adversary is injected (``perturb``), so this module needs no attack code of its own: the CLI
 passes the PGD of :mod:`attacks.pgd`. Adam with cosine decay, optional random translations
-(``augment_shift``); the full test set is scored at the end.
+(``augment_shift``); the full test set is scored at the end. Every ``checkpoint_every`` steps the
+training state (weights, Adam moments, random streams, the epoch's order) is written beside the
+checkpoint stem as ``STEM-state.{safetensors,json}``; ``resume`` continues an interrupted run from
+it bit for bit, and a finished run removes it.
 """
 
 from __future__ import annotations
@@ -25,18 +28,19 @@ from tqdm import tqdm
 
 from purifier.checkpoint import save_checkpoint
 from purifier.data import dataset_info, load_dataset
-from purifier.errors import SettingsError
+from purifier.errors import CheckpointError, SettingsError
 from purifier.models import build
 from purifier.purifier import Purifier
 from purifier.training.adversarial import DefendedView, attacked_rows, check_adversarial_settings
-from purifier.training.attack_starts import AttackSource
+from purifier.training.attack_starts import AttackSource, is_int
 from purifier.training.configs import ClassifierTrainConfig, to_dict
 from purifier.training.purified_data import check_purified_settings, mix, purified_copies
-from purifier.training.state import load_initial_weights
+from purifier.training.state import load_initial_weights, load_state, save_state
 
-# (model, the ``through`` purifier or None, images, labels, training progress in [0, 1]) -> adversarial images in [0, 1]
-# (against the purifier followed by the model where one is given; it is the one the training loop loaded and trains through)
-Perturb = Callable[[nn.Module, Purifier | None, torch.Tensor, torch.Tensor, float], torch.Tensor]
+# (model, the ``through`` purifier or None, images, labels, training progress in [0, 1], seed) -> adversarial images in
+# [0, 1] (against the purifier followed by the model where one is given; it is the one the training loop loaded and trains
+# through). The seed counts the calls from 1, so a resumed run attacks with the seeds the uninterrupted one would have.
+Perturb = Callable[[nn.Module, Purifier | None, torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> float:
@@ -81,18 +85,22 @@ def train_classifier(
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
     purified_source: AttackSource | None = None,
+    resume: bool = False,
 ) -> Path:
     """Train and save a classifier checkpoint at ``out_path`` (stem); returns the JSON path.
 
     ``perturb`` is required when ``config.adversarial`` is set, ``purified_source`` when
     ``config.purified`` has an ``attack``. ``limit`` uses only the first ``limit`` training and
-    test images (smoke tests).
+    test images (smoke tests). ``resume`` continues from the state an interrupted run with the same
+    config and ``limit`` left beside ``out_path``.
     """
     if not isinstance(config.augment_shift, int) or isinstance(config.augment_shift, bool) or config.augment_shift < 0:
         raise SettingsError(f"augment_shift must be a whole number of pixels >= 0, got {config.augment_shift!r}")
     adversarial = check_adversarial_settings(config.adversarial) if config.adversarial else None
     if adversarial and perturb is None:
         raise ValueError("adversarial training needs a perturb function")
+    if not is_int(config.checkpoint_every) or config.checkpoint_every < 1:
+        raise SettingsError(f"checkpoint_every must be a whole number of steps >= 1, got {config.checkpoint_every!r}")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     x_train, y_train = load_dataset(config.dataset, "train", data_dir)
@@ -122,13 +130,24 @@ def train_classifier(
     total = per_epoch * config.epochs
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    log = open(out.with_suffix(".log.jsonl"), "w")
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, disable=not progress, desc="train-classifier")
-    step = 0
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(x_train), generator=gen)
-        for b in range(per_epoch):
+    state_path = out.with_name(out.name + "-state")
+    run = {"config": to_dict(config), "limit": limit}
+    step, attacks, elapsed, order = 0, 0, 0.0, torch.empty(0, dtype=torch.long)
+    if resume:
+        rest, saved = load_state(state_path, {"model": model}, optimizer)
+        if saved.get("run") != json.loads(json.dumps(run)):
+            raise SettingsError(f"{state_path}: the interrupted run had other settings; resume with its config (and --limit)")
+        step, attacks, elapsed, order = saved["step"], saved["attacks"], saved["elapsed_s"], rest["order"]
+        gen.set_state(rest["rng"])
+        torch.set_rng_state(rest["torch_rng"])
+    log = _open_log(out.with_suffix(".log.jsonl"), step)
+    t0 = time.perf_counter() - elapsed
+    bar = tqdm(initial=step, total=total, disable=not progress, desc="train-classifier")
+    first_epoch, first_batch = divmod(step, per_epoch)
+    for epoch in range(first_epoch, config.epochs):
+        if epoch > first_epoch or first_batch == 0:
+            order = torch.randperm(len(x_train), generator=gen)
+        for b in range(first_batch if epoch == first_epoch else 0, per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x = x_train[idx] if purified is None else mix(x_train, purified, idx, purified_info["fraction"], gen)  # type: ignore[index]
             x, y = random_shift(x, config.augment_shift, gen).to(device), y_train[idx].to(device)
@@ -137,7 +156,8 @@ def train_classifier(
                 rows = attacked_rows(len(x), adversarial["fraction"], gen).to(device)
                 if rows.any():
                     x = x.clone()
-                    x[rows] = perturb(model, view.purifier if view else None, x[rows], y[rows], step / total)  # type: ignore[misc]
+                    attacks += 1
+                    x[rows] = perturb(model, view.purifier if view else None, x[rows], y[rows], step / total, attacks)  # type: ignore[misc]
                 if view is not None:
                     x = view(x, step)
             model.train()
@@ -159,6 +179,9 @@ def train_classifier(
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['train_acc']:.3f}")
+            if step % config.checkpoint_every == 0 and step < total:
+                info = {"step": step, "attacks": attacks, "elapsed_s": time.perf_counter() - t0, "run": run}
+                save_state(state_path, {"order": order, "rng": gen.get_state(), "torch_rng": torch.get_rng_state()}, {"model": model}, optimizer, info)
     bar.close()
     log.close()
     seconds = time.perf_counter() - t0
@@ -178,4 +201,19 @@ def train_classifier(
             "config": to_dict(config), **(provenance or {}),
         },
     }
-    return save_checkpoint(model.cpu(), out, meta)
+    path = save_checkpoint(model.cpu(), out, meta)
+    for suffix in (".safetensors", ".json"):
+        state_path.with_suffix(suffix).unlink(missing_ok=True)
+    return path
+
+
+def _open_log(path: Path, step: int) -> Any:
+    """The training log for appending: new for a fresh run (``step`` 0), else cut to the records of the
+    first ``step`` steps, so that a resumed run's log reads as the uninterrupted run's."""
+    if step == 0:
+        return open(path, "w")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: the interrupted run's log is missing")
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+    return open(path, "a")

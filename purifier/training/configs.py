@@ -71,6 +71,7 @@ class ClassifierTrainConfig:
     purified: dict[str, Any] | None = None     # {"model", "fraction", "seed", "attack"}: train on purified copies too
     seed: int = 0
     log_every: int = 20
+    checkpoint_every: int = 50         # steps between the resumable training states (``--resume``)
 
 
 def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None = None) -> T:
