@@ -1,6 +1,6 @@
 """Interrupted classifier training resumes bit for bit: the same weights and log as an
 uninterrupted run, mid-epoch or at an epoch boundary; a resume with other settings or without a
-saved state is refused with one line."""
+saved state is refused with one line, as is a checkpoint stem with a dot, which the state's name would collide with."""
 
 from __future__ import annotations
 
@@ -74,3 +74,12 @@ def test_a_resume_with_other_settings_or_no_state_is_refused(cli, tmp_path: Path
     code, _, err = cli("train-classifier", "--dataset", "mnist", "--epochs", "1", "--limit", "64", "--out", tmp_path / "none",
                        "--resume", "--no-progress", "--data-dir", data_dir)
     assert code != 0 and "no training state to resume from" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_stem_may_end_in_json_but_has_no_other_dot(cli, tmp_path: Path, data_dir: Path) -> None:
+    base = ("train-classifier", "--dataset", "mnist", "--epochs", "1", "--limit", "32", "--checkpoint-every", "1", "--no-progress",
+            "--data-dir", data_dir)
+    assert cli(*base, "--out", tmp_path / "clf.json")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clf.json", "clf.log.jsonl", "clf.safetensors"]
+    code, _, err = cli(*base, "--out", tmp_path / "clf.v2")
+    assert code != 0 and "has no dot in its name" in err and len(err.strip().splitlines()) == 1

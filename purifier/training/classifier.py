@@ -129,6 +129,9 @@ def train_classifier(
     per_epoch = math.ceil(len(x_train) / config.batch_size)
     total = per_epoch * config.epochs
     out = Path(out_path)
+    out = out.with_suffix("") if out.suffix in (".json", ".safetensors") else out
+    if out.suffix:
+        raise SettingsError(f"{out_path}: a checkpoint stem has no dot in its name (the checkpoint is STEM.json + STEM.safetensors)")
     out.parent.mkdir(parents=True, exist_ok=True)
     state_path = out.with_name(out.name + "-state")
     run = {"config": to_dict(config), "limit": limit}
