@@ -565,3 +565,25 @@ for eps in 0.1 0.2; do
   done
 done
 ebm-purify evaluate table $M/*-*/ --out $M/table --speed bench/results/purify_speed.json > /dev/null
+# 24. Session 23: the width-32 PGD-trained Fashion-MNIST classifier fine-tuned through the float32 chain
+#     (experiments/fashion-mnist-classifier-pgd-w32-through/; trained from a frozen worktree of e384c2d, 6104 s of two threads,
+#     86.73% clean), then runs/q50.sh as run: the bare white-box and the tuning-slice probes, then transfer on the report slice
+#     in two lanes of 250, kept in the experiment folder (report/) until BPDA+EOT and the adaptive attack have run.
+XW=experiments/fashion-mnist-classifier-pgd-w32-through
+ebm-purify train-classifier --config configs/fashion-mnist-classifier-pgd-w32-through.toml --out runs/w32through/classifier \
+  --data-dir ../shared/data --threads 2 --no-progress   # = $XW/classifier.json (same sha256)
+f32=(--model fashion-mnist-noised --eps 0.1 --classifier $XW/classifier.json)   # the same chain as $fc, float32 gradients
+ebm-purify evaluate --model fashion-mnist --classifier $XW/classifier.json --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" \
+  --out $XW/tuning/w32through-whitebox
+tuning_probes $XW/tuning/w32through "${f32[@]}"
+for ref in pgd-w32:experiments/fashion-mnist-classifier-pgd-w32/tuning/pgdw32-whitebox pgdthrough-w16:"$XG/tuning/pgdthrough-[tb]*"; do
+  ebm-purify evaluate compare $XW/tuning/w32through-{transfer,bpda-s0,bpda-s1} --against ${ref#*:} --eps 0.1 --out $XW/tuning/compare-vs-${ref%%:*}.json
+done
+for o in 1000 1250; do
+  ebm-purify evaluate "${f32[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $XW/report/transfer-linf-$o
+done
+for ref in pgd-w32:$F/classifier-pgd-w32-linf pgdthrough-w16-transfer:"$F/fpgdthroughclf-transfer-linf-1???"; do
+  ebm-purify evaluate compare $XW/report/transfer-linf-* --against ${ref#*:} --eps 0.1 --out $XW/report/compare-vs-${ref%%:*}.json
+done
+#     not run yet: the rest of the protocol (BPDA+EOT x 2 restarts, then the adaptive chunks; report_protocol's stages with
+#     --natural-from / --survivors-of pointing at $XW/report/transfer-linf-O), after which the folders move to $F.
