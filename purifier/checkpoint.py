@@ -45,7 +45,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, Any]
 
     Returns the JSON path. The sha256 of the weights is added to the metadata.
     """
-    stem = _stem(Path(path))
+    stem = checkpoint_stem(Path(path))
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights = stem.with_suffix(".safetensors")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -58,7 +58,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, Any]
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of the checkpoint at ``path`` (either file of the pair)."""
-    meta_path = _stem(Path(path)).with_suffix(".json")
+    meta_path = checkpoint_stem(Path(path)).with_suffix(".json")
     if not meta_path.is_file():
         raise CheckpointError(f"{meta_path}: metadata file not found")
     try:
@@ -81,7 +81,7 @@ def load_checkpoint(
     ``expected_sha256``, when given, must equal the weights file's sha256 too.
     """
     meta = read_metadata(path)
-    stem = _stem(Path(path))
+    stem = checkpoint_stem(Path(path))
     weights = stem.parent / meta["weights"]["file"]
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file not found")
@@ -148,7 +148,8 @@ def shipped_models() -> list[str]:
     return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "ebm.json").is_file())
 
 
-def _stem(path: Path) -> Path:
+def checkpoint_stem(path: Path) -> Path:
+    """The stem a checkpoint path names: ``STEM``, ``STEM.json`` and ``STEM.safetensors`` all give ``STEM``."""
     return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
 
 

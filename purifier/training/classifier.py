@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from purifier.checkpoint import save_checkpoint
+from purifier.checkpoint import checkpoint_stem, save_checkpoint
 from purifier.data import dataset_info, load_dataset
 from purifier.errors import CheckpointError, SettingsError
 from purifier.models import build
@@ -128,8 +128,7 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(x_train) / config.batch_size)
     total = per_epoch * config.epochs
-    out = Path(out_path)
-    out = out.with_suffix("") if out.suffix in (".json", ".safetensors") else out
+    out = checkpoint_stem(Path(out_path))
     if out.suffix:
         raise SettingsError(f"{out_path}: a checkpoint stem has no dot in its name (the checkpoint is STEM.json + STEM.safetensors)")
     out.parent.mkdir(parents=True, exist_ok=True)
