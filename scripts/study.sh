@@ -587,3 +587,26 @@ for ref in pgd-w32:$F/classifier-pgd-w32-linf pgdthrough-w16-transfer:"$F/fpgdth
 done
 #     not run yet: the rest of the protocol (BPDA+EOT x 2 restarts, then the adaptive chunks; report_protocol's stages with
 #     --natural-from / --survivors-of pointing at $XW/report/transfer-linf-O), after which the folders move to $F.
+
+# 25. Session 24: the width-32 PGD-trained MNIST classifier fine-tuned through mnist-noised's float32 box chain
+#     (experiments/mnist-classifier-pgd-w32-through-box/; started in session 23 from a frozen worktree of the resume code,
+#     dccc0c5-108055e, whose training maths 7568b64 keeps; stopped after its training state at step 150 and resumed with
+#     --resume from a frozen worktree of 7568b64: 5041 s of two threads in all, 99.13% clean bare), then runs/q61.sh and
+#     runs/q62.sh as run: transfer on the report slice in two lanes of 250, the bare white-box, and BPDA+EOT x 2 restarts
+#     (stopped after 200 of each lane's 250 at the end of the session; the same command resumes the folders).
+XM=experiments/mnist-classifier-pgd-w32-through-box
+ebm-purify train-classifier --config configs/mnist-classifier-pgd-w32-through-box.toml --out runs/mw32through/classifier \
+  --data-dir ../shared/data --threads 2 --no-progress   # = $XM/classifier.json (same sha256; stopped and resumed with --resume)
+tm=(--model mnist-noised --classifier $XM/classifier.json --eps 0.3)
+ebm-purify evaluate --model mnist --classifier $XM/classifier.json --eps 0.3 "${whitebox[@]}" --n 500 --offset 1000 "${s7[@]}" \
+  --out $XM/report/whitebox-bare
+for o in 1000 1250; do
+  ebm-purify evaluate "${tm[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" --out $XM/report/transfer-linf-$o
+  ebm-purify evaluate "${tm[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $XM/report/transfer-linf-$o "${s7[@]}" \
+    --out $XM/report/bpda-eot-r2-linf-$o
+done
+for ref in pgd-w32:"$M/classifier-pgd-w32-linf-eps0.3-*" shipped-transfer:"$M/pgdthroughclf-box-transfer-linf-1???"; do
+  ebm-purify evaluate compare $XM/report/transfer-linf-* --against ${ref#*:} --eps 0.3 --out $XM/report/compare-transfer-vs-${ref%%:*}.json
+done
+#     not run yet: the rest of the protocol (section 19's stages: transfer from the width-32 PGD-trained classifier,
+#     --transfer-from experiments/mnist-classifier-pgd-w32/classifier-pgd.json, and the adaptive chunks on the survivors).
