@@ -5,7 +5,9 @@ DIR...``). Where several attacks hit the same defended pipeline at the same radi
 takes the per-image minimum: an image counts as robust only if every attack left it correct
 (worst case), over the images that every kind of attack saw (runs of one kind, at any budget,
 count together, so an image may have faced several budgets of one attack); runs of one attack on
-different images (or repeated on the same ones) are also pooled into a row of their own.
+different images (or repeated on the same ones) are also pooled into a row of their own. A pipeline
+is its model and classifier references together with the weights they resolved to (the sha256 each run
+recorded, its first 8 digits beside the reference): a name re-shipped with new weights is another pipeline.
 
 :func:`pareto_rows` condenses the table into the issue's Pareto view: per data set, norm and radius,
 one row per defended pipeline with its strongest evaluation, the cost of one defended prediction
@@ -41,7 +43,8 @@ def run_rows(folders: list[Path]) -> list[dict[str, Any]]:
             n = entry["n"]
             for key in entry["defended_natural"]:
                 rows.append({
-                    "folder": str(folder), "model": s["model"], "dataset": models.get("dataset"), "classifier": s["classifier"] or f"{s['model']}:classifier",
+                    "folder": str(folder), "model": _weighed(s["model"], models.get("ebm_sha256")), "dataset": models.get("dataset"),
+                    "classifier": _weighed(s["classifier"] or f"{s['model']}:classifier", models.get("classifier_sha256")),
                     "defense": _defense(s, models.get("defense", {}), key), "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
                     "setting": key, "precision": models.get("defense", {}).get("precision"), "clean": entry["defended_natural"][key],
                     "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
@@ -49,6 +52,12 @@ def run_rows(folders: list[Path]) -> list[dict[str, Any]]:
                     "attack_kinds": [attack_kind(_attack(s))],
                 })
     return rows
+
+
+def _weighed(reference: str, sha256: str | None) -> str:
+    """A model reference with the weights it resolved to: a name can be re-shipped and a path retrained in
+    place, and runs of other weights must never share a pipeline (pooled rows, minima, comparisons)."""
+    return f"{reference} ({sha256[:8]})" if sha256 else reference
 
 
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

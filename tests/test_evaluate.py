@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_ebm_checkpoint
+from tests.conftest import make_classifier_checkpoint, make_ebm_checkpoint
 
 TINY = ["--eps-list", "0.1,0.3", "--n", "4", "--batch-size", "2", "--steps", "2", "--replicates", "2", "--eot", "2",
         "--attack-steps", "2", "--surrogate-steps", "1", "--no-progress"]
@@ -281,6 +281,21 @@ def test_results_of_other_weights_are_never_mixed(cli, model_dir: Path, tmp_path
     assert cli(*base, "--shard", "1/2", "--out", tmp_path / "s1")[0] == 0
     code, _, err = cli("evaluate", "merge", tmp_path / "s0", tmp_path / "s1", "--out", tmp_path / "merged")
     assert code == 2 and "evaluated other models" in err
+
+
+def test_tables_and_comparisons_never_pool_runs_of_other_weights(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """A classifier re-shipped under the same reference is another pipeline: no minimum or pooled row over both."""
+    base = ("evaluate", "--model", model_dir, *TINY, "--eps-list", "0.3", "--data-dir", data_dir)
+    assert cli(*base, "--attack", "transfer", "--out", tmp_path / "t")[0] == 0
+    make_classifier_checkpoint(model_dir / "classifier", seed=1)
+    assert cli(*base, "--attack", "bpda-eot", "--out", tmp_path / "b")[0] == 0
+    code, _, err = cli("evaluate", "table", tmp_path / "t", tmp_path / "b", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "table.json").read_text())
+    shas = [json.loads((tmp_path / name / "report.json").read_text())["models"]["classifier_sha256"][:8] for name in "tb"]
+    assert [r["classifier"] for r in rows] == [f"{model_dir}:classifier ({sha})" for sha in shas] and shas[0] != shas[1]
+    code, _, err = cli("evaluate", "compare", tmp_path / "t", tmp_path / "b", "--against", tmp_path / "b", "--eps", "0.3")
+    assert code == 2 and "give one per side" in err and "Traceback" not in err
 
 
 def test_results_of_another_default_chain_are_never_mixed(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
