@@ -608,5 +608,35 @@ done
 for ref in pgd-w32:"$M/classifier-pgd-w32-linf-eps0.3-*" shipped-transfer:"$M/pgdthroughclf-box-transfer-linf-1???"; do
   ebm-purify evaluate compare $XM/report/transfer-linf-* --against ${ref#*:} --eps 0.3 --out $XM/report/compare-transfer-vs-${ref%%:*}.json
 done
-#     not run yet: the rest of the protocol (section 19's stages: transfer from the width-32 PGD-trained classifier,
-#     --transfer-from experiments/mnist-classifier-pgd-w32/classifier-pgd.json, and the adaptive chunks on the survivors).
+#     the rest of the protocol: section 26.
+
+# 26. Session 25 (runs/q63.sh as run, from a frozen worktree of a6fc13f, two lanes of one thread): section 25's BPDA+EOT
+#     folders resumed (the last 50 of each lane), transfer from the width-32 PGD-trained classifier on what transfer and
+#     BPDA+EOT left, then the adaptive attack in chunks of 25 on what all three left (stopped at the end of the session after five chunks per lane, test 1000-1124 and 1250-1374; the loop resumes); the paired
+#     comparisons; then the classifier shipped as mnist-noised's own (the EBM, its default chain and its clean curves unchanged).
+for o in 1000 1250; do
+  sv=(--natural-from $XM/report/transfer-linf-$o --survivors-of $XM/report/transfer-linf-$o --survivors-of $XM/report/bpda-eot-r2-linf-$o)
+  ebm-purify evaluate "${tm[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $XM/report/transfer-linf-$o "${s7[@]}" \
+    --out $XM/report/bpda-eot-r2-linf-$o
+  ebm-purify evaluate "${tm[@]}" --attack transfer --transfer-from experiments/mnist-classifier-pgd-w32/classifier-pgd.json --loss margin \
+    --attack-steps 100 --n 250 --offset $o "${sv[@]}" "${s7[@]}" --out $XM/report/transfer-pgdw32-linf-$o
+  for k in 0 1 2 3 4 5 6 7 8 9; do
+    ebm-purify evaluate "${tm[@]}" --attack adaptive "${cut[@]}" --n 25 --offset $((o + 25 * k)) --batch-size 10 "${sv[@]}" \
+      --survivors-of $XM/report/transfer-pgdw32-linf-$o "${s7[@]}" --out $XM/report/adaptive-linf-$((o + 25 * k))
+  done
+done
+three=($XM/report/transfer-linf-1??? $XM/report/bpda-eot-r2-linf-1??? $XM/report/transfer-pgdw32-linf-1???)
+for ref in pgd-w32:"$M/classifier-pgd-w32-linf-eps0.3-*" shipped-s19:"$M/pgdthroughclf-box-*-linf-1???" pgd-w16:$M/classifier-pgd-linf \
+    thresholding:$M/binarize-bpda-eot-linf; do
+  ebm-purify evaluate compare "${three[@]}" --against ${ref#*:} --eps 0.3 --out $XM/report/compare-three-vs-${ref%%:*}.json
+  ebm-purify evaluate compare "${three[@]}" $XM/report/adaptive-linf-1??? --against ${ref#*:} --eps 0.3 \
+    --out $XM/report/compare-four-vs-${ref%%:*}.json   # on the images the adaptive attack saw
+done
+#     runs/ship/mnist-noised-run-s25 holds the shipped ebm.json / ebm.safetensors in ebm/ and $XM's classifier.json, .safetensors and .log.jsonl:
+python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnist-noised-run-s25 --classifiers-from mnist \
+  --curve $W/midrun-curve-constant.json --curve $W/midrun-curve-anneal.json --curve $W/midrun-curve-box.json \
+  --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
+  --reason ... --notes ...   # as on the card
+ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
+  --speed bench/results/purify_speed.json > /dev/null
+
