@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from attacks.stats import mcnemar_exact, wilson_interval
-from attacks.table import attack_kind, by, pool, run_records, run_rows
+from attacks.table import PIPELINE, attack_kind, by, pool, run_records, run_rows
 from purifier.errors import SettingsError
 
 
@@ -20,7 +20,7 @@ def robust_per_image(folders: list[Path], eps: float) -> tuple[dict[int, bool], 
     rows = [r for r in run_rows(folders) if math.isclose(r["eps"], eps)]
     if not rows:
         raise SettingsError(f"no run at eps {eps} in {', '.join(map(str, folders))}")
-    pipelines = {(r["model"], r["classifier"], r["defense"], r["setting"], r["norm"]) for r in rows}
+    pipelines = {tuple(r[k] for k in PIPELINE) for r in rows}
     if len(pipelines) > 1:
         raise SettingsError(f"{', '.join(map(str, folders))} evaluate {len(pipelines)} pipelines at eps {eps} "
                             f"({'; '.join(sorted(' '.join(map(str, p)) for p in pipelines))}): give one per side")

@@ -7,7 +7,8 @@ takes the per-image minimum: an image counts as robust only if every attack left
 count together, so an image may have faced several budgets of one attack); runs of one attack on
 different images (or repeated on the same ones) are also pooled into a row of their own. A pipeline
 is its model and classifier references together with the weights they resolved to (the sha256 each run
-recorded, its first 8 digits beside the reference): a name re-shipped with new weights is another pipeline.
+recorded, its first 8 digits beside the reference) and the whole Langevin chain the run recorded: a name
+re-shipped with new weights or a new default chain is another pipeline.
 
 :func:`pareto_rows` condenses the table into the issue's Pareto view: per data set, norm and radius,
 one row per defended pipeline with its strongest evaluation, the cost of one defended prediction
@@ -22,6 +23,9 @@ from typing import Any
 
 from attacks.report import rate
 from purifier.errors import SettingsError
+
+# what makes runs one defended pipeline (their results may be pooled, minimised and compared); with the radius, one group
+PIPELINE = ("model", "classifier", "defense", "chain", "setting", "norm")
 
 
 def table_rows(folders: list[Path]) -> list[dict[str, Any]]:
@@ -45,7 +49,8 @@ def run_rows(folders: list[Path]) -> list[dict[str, Any]]:
                 rows.append({
                     "folder": str(folder), "model": _weighed(s["model"], models.get("ebm_sha256")), "dataset": models.get("dataset"),
                     "classifier": _weighed(s["classifier"] or f"{s['model']}:classifier", models.get("classifier_sha256")),
-                    "defense": _defense(s, models.get("defense", {}), key), "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
+                    "defense": _defense(s, models.get("defense", {}), key), "chain": _chain(models.get("defense", {})),
+                    "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
                     "setting": key, "precision": models.get("defense", {}).get("precision"), "clean": entry["defended_natural"][key],
                     "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
                     "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
@@ -60,6 +65,14 @@ def _weighed(reference: str, sha256: str | None) -> str:
     return f"{reference} ({sha256[:8]})" if sha256 else reference
 
 
+def _chain(described: dict[str, Any]) -> str:
+    """Every setting of the chain a run recorded but its length and copies (the setting) and the weights (the model's
+    label): the defense label names only the usual ones, and runs differing in any other (temperature, clamp,
+    precision, ...) must not share a pipeline. Settings an older report did not record are left out, as unset."""
+    own = ("name", "steps", "replicates", "surrogate_steps", "ebm_sha256")
+    return ", ".join(f"{k} {v}" for k, v in sorted(described.items()) if k not in own and v is not None)
+
+
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-image minimum over the attacks that hit one defended pipeline (model reference, classifier,
     defense, setting) at one norm and radius: robust only if every run that saw the image left it
@@ -69,7 +82,7 @@ def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     pooled row of their own, so an attack spread over disjoint image ranges reads as one."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[(r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"])].append(r)
+        groups[(*(r[k] for k in PIPELINE), r["eps"])].append(r)
     combined, records = [], {}  # each run's per-image records, read once however many groups it is in
     for group in groups.values():
         if len(group) < 2:  # one run: nothing to pool or take the minimum over
@@ -116,7 +129,7 @@ def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[
     common = sorted(set.intersection(*(set(images) for images in attacks)))
     seen = [[x for images in attacks for x in images[i]] for i in common]  # every record of every attack, per common image
     return {
-        **{k: runs[0][k] for k in ("model", "dataset", "classifier", "defense", "norm", "eps", "setting", "precision")},
+        **{k: runs[0][k] for k in (*PIPELINE, "dataset", "eps", "precision")},
         "folder": ", ".join(r["folder"] for r in runs), "n": len(common), "attack": name,
         "clean": rate([xs[0]["natural"][setting] == xs[0]["label"] for xs in seen]), "robust_final": None,
         "robust_worst": rate([all(x["worst_correct"][setting] for x in xs) for xs in seen]),
@@ -186,7 +199,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def _pipeline(r: dict[str, Any]) -> tuple:
     """What a pooled row shares with the runs it pools: the defended pipeline, the attack and the radius."""
-    return r["model"], r["classifier"], r["defense"], r["setting"], r["norm"], r["eps"], r.get("pooled_attack", r["attack"])
+    return *(r[k] for k in PIPELINE), r["eps"], r.get("pooled_attack", r["attack"])
 
 
 # classifier forwards of one defended prediction with R copies, for defenses without energy gradients
@@ -206,7 +219,7 @@ def pareto_rows(rows: list[dict[str, Any]], rates: dict[str, float] | None = Non
     for r in rows:
         if r["attack"] == "none" or r["robust_worst"] is None:
             continue
-        key = (r["dataset"], r["norm"], r["eps"], r["model"], r["classifier"], r["defense"], r["setting"])
+        key = (r["dataset"], r["eps"], *(r[k] for k in PIPELINE))
         rank = (len(r["attack_kinds"]), r["n"], -r["robust_worst"]["accuracy"])
         if key not in best or rank > best[key]["_rank"]:
             best[key] = {**r, "_rank": rank}
@@ -219,7 +232,7 @@ def pareto_rows(rows: list[dict[str, Any]], rates: dict[str, float] | None = Non
         forwards = reps if r["defense"].startswith("ebm") else _FORWARDS.get(r["defense"], lambda r: 1)(reps)
         rate = (rates or {}).get(r["precision"] or "float32")
         out.append({
-            **{f: r[f] for f in ("dataset", "norm", "eps", "model", "classifier", "defense", "setting", "n", "robust_worst", "attack", "folder")},
+            **{f: r[f] for f in ("dataset", "eps", *PIPELINE, "n", "robust_worst", "attack", "folder")},
             "clean": clean[key]["clean"],
             "attack_kinds": r["attack_kinds"], "energy_gradients": gradients, "classifier_forwards": forwards,
             "seconds_per_prediction": round(gradients / rate, 4) if rate and gradients else (0.0 if rate else None),

@@ -298,6 +298,25 @@ def test_tables_and_comparisons_never_pool_runs_of_other_weights(cli, model_dir:
     assert code == 2 and "give one per side" in err and "Traceback" not in err
 
 
+def test_tables_never_pool_runs_of_other_chains(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """Runs of the same weights through chains that differ only where the defense label is silent (here the
+    temperature) are two pipelines: no minimum or pooled row over both, and compare refuses to mix them."""
+    base = ("evaluate", "--model", model_dir, *TINY, "--eps-list", "0.3", "--data-dir", data_dir)
+    assert cli(*base, "--attack", "transfer", "--out", tmp_path / "t")[0] == 0
+    meta_path = model_dir / "ebm.json"
+    meta = json.loads(meta_path.read_text())
+    meta["langevin"] = {**meta["langevin"], "temperature": 2 * meta["langevin"]["temperature"]}
+    meta_path.write_text(json.dumps(meta))
+    assert cli(*base, "--attack", "bpda-eot", "--out", tmp_path / "b")[0] == 0
+    code, _, err = cli("evaluate", "table", tmp_path / "t", tmp_path / "b", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "table.json").read_text())
+    assert len(rows) == 2 and rows[0]["defense"] == rows[1]["defense"] and rows[0]["chain"] != rows[1]["chain"]
+    assert "temperature" in rows[0]["chain"]
+    code, _, err = cli("evaluate", "compare", tmp_path / "t", tmp_path / "b", "--against", tmp_path / "b", "--eps", "0.3")
+    assert code == 2 and "give one per side" in err and "Traceback" not in err
+
+
 def test_results_of_another_default_chain_are_never_mixed(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
     """A model's default chain can be re-shipped under the same name and weights: resume and --natural-from
     compare the Langevin settings the reference resolved to; a baseline records no chain and resumes."""
