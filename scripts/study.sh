@@ -612,7 +612,7 @@ done
 
 # 26. Session 25 (runs/q63.sh as run, from a frozen worktree of a6fc13f, two lanes of one thread): section 25's BPDA+EOT
 #     folders resumed (the last 50 of each lane), transfer from the width-32 PGD-trained classifier on what transfer and
-#     BPDA+EOT left, then the adaptive attack in chunks of 25 on what all three left (stopped at the end of the session after five chunks per lane, test 1000-1124 and 1250-1374; the loop resumes); the paired
+#     BPDA+EOT left, then the adaptive attack in chunks of 25 on what all three left (five chunks per lane, test 1000-1124 and 1250-1374, in session 25; the other five per lane in session 26, section 27); the paired
 #     comparisons; then the classifier shipped as mnist-noised's own (the EBM, its default chain and its clean curves unchanged).
 for o in 1000 1250; do
   sv=(--natural-from $XM/report/transfer-linf-$o --survivors-of $XM/report/transfer-linf-$o --survivors-of $XM/report/bpda-eot-r2-linf-$o)
@@ -640,3 +640,25 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
 ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
   --speed bench/results/purify_speed.json > /dev/null
 
+
+# 27. Session 26 (runs/q64.sh, q65.sh as run, from a frozen worktree of 1235e6d, two lanes of one thread): section 26's adaptive
+#     loop finished (k = 5..9 per lane: test 1125-1249 and 1375-1499), the comparisons and the table of section 26 re-run
+#     (compare-four-* now on all 500); then the shipped mnist-noised (this classifier, 61772c5f) at eps 0.1 and 0.2 as section 22
+#     measured session 19's: transfer on all 500, BPDA+EOT x 2 restarts on the first 50 of each half (one radius per lane).
+for o in 1000 1250; do
+  ebm-purify evaluate --model mnist-noised --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
+    --out $M/s25clf-transfer-linf-eps0.1-0.2-$o
+  for eps in 0.1 0.2; do
+    ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n 50 --offset $o \
+      --natural-from $M/s25clf-transfer-linf-eps0.1-0.2-$o "${s7[@]}" --out $M/s25clf-bpda-eot-r2-linf-eps$eps-$o
+  done
+done
+for eps in 0.1 0.2; do
+  for ref in shipped-s19:"$M/shipped-transfer-linf-eps0.1-0.2-* $M/shipped-bpda-eot-r2-linf-eps$eps-*" pgd-w16:$M/classifier-pgd-linf \
+      pgd-w32:"$M/classifier-pgd-w32-linf-eps0.1-0.2-*" thresholding:$M/binarize-bpda-eot-linf; do
+    ebm-purify evaluate compare $M/s25clf-transfer-linf-eps0.1-0.2-*/ $M/s25clf-bpda-eot-r2-linf-eps$eps-*/ --against ${ref#*:} --eps $eps \
+      --out $M/compare/s25clf-eps$eps-vs-${ref%%:*}.json
+  done
+done
+ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
+  --speed bench/results/purify_speed.json > /dev/null
