@@ -495,14 +495,18 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
 # 22. Session 21: the shipped mnist-noised (box chain, classifier ed125913) at MNIST eps 0.1 and 0.2 (runs/q44.sh, then q46.sh as run,
 #     two lanes): transfer on all 500, BPDA+EOT x 2 restarts on the first 150 of each half (q46's eps 0.1 folders resume from q44's
 #     first 50 rows per half, computed with the same per-image seeds in a joint 0.1,0.2 run cut for time); the paired comparisons.
-for o in 1000 1250; do
-  ebm-purify evaluate --model mnist-noised --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
-    --out $M/shipped-transfer-linf-eps0.1-0.2-$o
-  for eps in 0.1 0.2; do
-    ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n 150 --offset $o \
-      --natural-from $M/shipped-transfer-linf-eps0.1-0.2-$o "${s7[@]}" --out $M/shipped-bpda-eot-r2-linf-eps$eps-$o
+#     `--model mnist-noised` resolved to classifier ed125913 then; since session 25 it resolves to 61772c5f (section 27).
+mnist_eps12() {  # NAME N: transfer on all 500 at eps 0.1 and 0.2, BPDA+EOT x 2 on the first N of each half, per radius
+  for o in 1000 1250; do
+    ebm-purify evaluate --model mnist-noised --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
+      --out $M/$1-transfer-linf-eps0.1-0.2-$o
+    for eps in 0.1 0.2; do
+      ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n $2 --offset $o \
+        --natural-from $M/$1-transfer-linf-eps0.1-0.2-$o "${s7[@]}" --out $M/$1-bpda-eot-r2-linf-eps$eps-$o
+    done
   done
-done
+}
+mnist_eps12 shipped 150
 for eps in 0.1 0.2; do
   for ref in pgd-trained:$M/classifier-pgd-linf thresholding:$M/binarize-bpda-eot-linf \
       natural-clf:"$M/box-transfer-linf-eps0.1-0.2 $M/box-bpda-eot-r2-linf-eps0.1-0.2* $M/box-adaptive-linf-eps$eps*"; do
@@ -641,18 +645,11 @@ ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -
   --speed bench/results/purify_speed.json > /dev/null
 
 
-# 27. Session 26 (runs/q64.sh, q65.sh as run, from a frozen worktree of 1235e6d, two lanes of one thread): section 26's adaptive
+# 27. Session 26 (runs/q64.sh, q65.sh, q66.sh as run, from a frozen worktree of 1235e6d, two lanes of one thread): section 26's adaptive
 #     loop finished (k = 5..9 per lane: test 1125-1249 and 1375-1499), the comparisons and the table of section 26 re-run
 #     (compare-four-* now on all 500); then the shipped mnist-noised (this classifier, 61772c5f) at eps 0.1 and 0.2 as section 22
-#     measured session 19's: transfer on all 500, BPDA+EOT x 2 restarts on the first 50 of each half (one radius per lane).
-for o in 1000 1250; do
-  ebm-purify evaluate --model mnist-noised --eps-list 0.1,0.2 --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o "${s7[@]}" \
-    --out $M/s25clf-transfer-linf-eps0.1-0.2-$o
-  for eps in 0.1 0.2; do
-    ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n 50 --offset $o \
-      --natural-from $M/s25clf-transfer-linf-eps0.1-0.2-$o "${s7[@]}" --out $M/s25clf-bpda-eot-r2-linf-eps$eps-$o
-  done
-done
+#     measured session 19's: transfer on all 500, BPDA+EOT x 2 restarts on the first 25 of each half (one radius per lane; cut to 25 for the end of the session).
+mnist_eps12 s25clf 25   # section 22's function
 for eps in 0.1 0.2; do
   for ref in shipped-s19:"$M/shipped-transfer-linf-eps0.1-0.2-* $M/shipped-bpda-eot-r2-linf-eps$eps-*" pgd-w16:$M/classifier-pgd-linf \
       pgd-w32:"$M/classifier-pgd-w32-linf-eps0.1-0.2-*" thresholding:$M/binarize-bpda-eot-linf; do
