@@ -659,3 +659,4 @@ for eps in 0.1 0.2; do
 done
 ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
   --speed bench/results/purify_speed.json > /dev/null
+#     mnist-noised's card regenerated with section 26's model_card command (the classifier paragraph and notes as on the card).
