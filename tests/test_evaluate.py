@@ -193,7 +193,7 @@ def test_the_exact_mcnemar_test() -> None:
 
 
 def _row(defense: str, setting: str, robust: float, clean: float, kinds: list[str], n: int = 100, eps: float = 0.3) -> dict:
-    return {"dataset": "mnist", "norm": "linf", "eps": eps, "model": "m", "classifier": "c", "defense": defense, "setting": setting,
+    return {"dataset": "mnist", "norm": "linf", "eps": eps, "model": "m", "classifier": "c", "defense": defense, "chain": "", "setting": setting,
             "precision": "float32", "n": n, "clean": {"accuracy": clean, "ci95": [0, 1]}, "robust_worst": {"accuracy": robust, "ci95": [0, 1]},
             "attack": " / ".join(kinds), "attack_kinds": kinds, "folder": "f"}
 
