@@ -43,15 +43,16 @@ def run_rows(folders: list[Path]) -> list[dict[str, Any]]:
             raise SettingsError(f"{folder}: no report.json (run ebm-purify evaluate there first)")
         report = json.loads(path.read_text())
         s, models = report["settings"], report.get("models", {})
+        described = models.get("defense", {})
+        chain = _chain(described)
         for entry in report["by_eps"]:
             n = entry["n"]
             for key in entry["defended_natural"]:
                 rows.append({
                     "folder": str(folder), "model": _weighed(s["model"], models.get("ebm_sha256")), "dataset": models.get("dataset"),
                     "classifier": _weighed(s["classifier"] or f"{s['model']}:classifier", models.get("classifier_sha256")),
-                    "defense": _defense(s, models.get("defense", {}), key), "chain": _chain(models.get("defense", {})),
-                    "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
-                    "setting": key, "precision": models.get("defense", {}).get("precision"), "clean": entry["defended_natural"][key],
+                    "defense": _defense(s, described, key), "chain": chain, "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
+                    "setting": key, "precision": described.get("precision"), "clean": entry["defended_natural"][key],
                     "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
                     "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
                     "attack_kinds": [attack_kind(_attack(s))],
