@@ -30,7 +30,7 @@ def robust_per_image(folders: list[Path], eps: float) -> tuple[dict[int, bool], 
     common = set.intersection(*(set(p) for p in pools))
     robust = {i: all(x["worst_correct"][setting] for p in pools for x in p[i]) for i in sorted(common)}
     first = rows[0]
-    return robust, {k: first[k] for k in ("model", "classifier", "defense", "norm")} | {
+    return robust, {k: first[k] for k in ("model", "classifier", "defense", "chain", "norm")} | {
         "attacks": sorted({attack_kind(r["attack"]) for r in rows}), "folders": [str(f) for f in folders]}
 
 

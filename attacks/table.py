@@ -71,7 +71,31 @@ def _chain(described: dict[str, Any]) -> str:
     label): the defense label names only the usual ones, and runs differing in any other (temperature, clamp,
     precision, ...) must not share a pipeline. Settings an older report did not record are left out, as unset."""
     own = ("name", "steps", "replicates", "surrogate_steps", "ebm_sha256")
-    return ", ".join(f"{k} {v}" for k, v in sorted(described.items()) if k not in own and v is not None)
+    return "; ".join(f"{k} {v}" for k, v in sorted(described.items()) if k not in own and v is not None)
+
+
+def _labels(rows: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
+    """The EBM and defense cells of the Markdown views, by ``id`` of the row: the EBM reference (``-`` for a defense
+    without one) and the defense label, followed in brackets by the chain settings that set it apart where rows of
+    one data set, EBM, classifier and label evaluated other chains (the label names K, R and the schedules only)."""
+    chains: dict[tuple, set[str]] = defaultdict(set)
+    for r in rows:
+        chains[(r["dataset"], r["model"], r["classifier"], r["defense"])].add(r["chain"])
+    cells = {}
+    for r in rows:
+        ebm = r["defense"].startswith("ebm")
+        label = r["defense"]
+        if len(seen := chains[(r["dataset"], r["model"], r["classifier"], r["defense"])]) > 1:
+            own = _settings(r["chain"])
+            apart = [k for k in sorted(set().union(*map(_settings, seen))) if any(_settings(c).get(k) != own.get(k) for c in seen)]
+            label += " [" + ", ".join(f"{k} {own.get(k, 'unset')}" for k in apart) + "]"
+        cells[id(r)] = (r["model"] if ebm else "-", label)
+    return cells
+
+
+def _settings(chain: str) -> dict[str, str]:
+    """A row's ``chain`` back as setting -> value (as written)."""
+    return dict(item.split(" ", 1) for item in chain.split("; ")) if chain else {}
 
 
 def min_over_attacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -184,13 +208,15 @@ def _pct(rate: dict[str, Any] | None) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as Markdown; a run that a pooled row covers is left to the JSON table (the pooled row reads as one)."""
-    head = ("| data set | classifier | defense | attack | norm | eps | n | clean % | robust % (final point) | robust % (worst case) "
+    head = ("| data set | classifier | EBM | defense | attack | norm | eps | n | clean % | robust % (final point) | robust % (worst case) "
             "| grad. evals / image | s / image |")
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     pooled = {(f, *_pipeline(r)) for r in rows for f in r.get("pools", [])}
     shown = [r for r in rows if (r["folder"], *_pipeline(r)) not in pooled]
+    cells = _labels(shown)
     for r in shown:
-        lines.append(f"| {r['dataset']} | {r['classifier']} | {r['defense']} | {r['attack']} | {r['norm']} | {r['eps']:g} | {r['n']} "
+        ebm, defense = cells[id(r)]
+        lines.append(f"| {r['dataset']} | {r['classifier']} | {ebm} | {defense} | {r['attack']} | {r['norm']} | {r['eps']:g} | {r['n']} "
                      f"| {_pct(r['clean'])} | {_pct(r['robust_final'])} | {_pct(r['robust_worst'])} "
                      f"| {r['grad_evals_per_image']} | {r['seconds_per_image']} |")
     if hidden := len(rows) - len(shown):
@@ -250,12 +276,14 @@ def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def markdown_pareto(rows: list[dict[str, Any]]) -> str:
-    head = ("| data set | norm | eps | defense | classifier | energy gradients / prediction | classifier forwards | s / prediction | clean % (largest run) "
-            "| robust % (worst case, min over the attacks) | attacks | images | frontier |")
-    lines = [head, "|" + "---|" * 13]
+    head = ("| data set | norm | eps | defense | EBM | classifier | energy gradients / prediction | classifier forwards | s / prediction "
+            "| clean % (largest run) | robust % (worst case, min over the attacks) | attacks | images | frontier |")
+    lines = [head, "|" + "---|" * 14]
+    cells = _labels(rows)
     for r in rows:
+        ebm, defense = cells[id(r)]
         seconds = "-" if r["seconds_per_prediction"] is None else f"{r['seconds_per_prediction']:g}"
-        lines.append(f"| {r['dataset']} | {r['norm']} | {r['eps']:g} | {r['defense']} | {r['classifier']} | {r['energy_gradients']} "
+        lines.append(f"| {r['dataset']} | {r['norm']} | {r['eps']:g} | {defense} | {ebm} | {r['classifier']} | {r['energy_gradients']} "
                      f"| {r['classifier_forwards']} | {seconds} | {_pct(r['clean'])} | {_pct(r['robust_worst'])} "
                      f"| {' / '.join(r['attack_kinds'])} | {r['n']} | {'**yes**' if r['frontier'] else 'no'} |")
     return "\n".join(lines) + "\n"
