@@ -589,8 +589,7 @@ done
 for ref in pgd-w32:$F/classifier-pgd-w32-linf pgdthrough-w16-transfer:"$F/fpgdthroughclf-transfer-linf-1???"; do
   ebm-purify evaluate compare $XW/report/transfer-linf-* --against ${ref#*:} --eps 0.1 --out $XW/report/compare-vs-${ref%%:*}.json
 done
-#     not run yet: the rest of the protocol (BPDA+EOT x 2 restarts, then the adaptive chunks; report_protocol's stages with
-#     --natural-from / --survivors-of pointing at $XW/report/transfer-linf-O), after which the folders move to $F.
+#     the rest of the protocol: section 28 (the folders stay in $XW/report; the Fashion-MNIST table reads them from there).
 
 # 25. Session 24: the width-32 PGD-trained MNIST classifier fine-tuned through mnist-noised's float32 box chain
 #     (experiments/mnist-classifier-pgd-w32-through-box/; started in session 23 from a frozen worktree of the resume code,
@@ -618,17 +617,22 @@ done
 #     folders resumed (the last 50 of each lane), transfer from the width-32 PGD-trained classifier on what transfer and
 #     BPDA+EOT left, then the adaptive attack in chunks of 25 on what all three left (five chunks per lane, test 1000-1124 and 1250-1374, in session 25; the other five per lane in session 26, section 27); the paired
 #     comparisons; then the classifier shipped as mnist-noised's own (the EBM, its default chain and its clean curves unchanged).
-for o in 1000 1250; do
-  sv=(--natural-from $XM/report/transfer-linf-$o --survivors-of $XM/report/transfer-linf-$o --survivors-of $XM/report/bpda-eot-r2-linf-$o)
-  ebm-purify evaluate "${tm[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $XM/report/transfer-linf-$o "${s7[@]}" \
-    --out $XM/report/bpda-eot-r2-linf-$o
-  ebm-purify evaluate "${tm[@]}" --attack transfer --transfer-from experiments/mnist-classifier-pgd-w32/classifier-pgd.json --loss margin \
-    --attack-steps 100 --n 250 --offset $o "${sv[@]}" "${s7[@]}" --out $XM/report/transfer-pgdw32-linf-$o
-  for k in 0 1 2 3 4 5 6 7 8 9; do
-    ebm-purify evaluate "${tm[@]}" --attack adaptive "${cut[@]}" --n 25 --offset $((o + 25 * k)) --batch-size 10 "${sv[@]}" \
-      --survivors-of $XM/report/transfer-pgdw32-linf-$o "${s7[@]}" --out $XM/report/adaptive-linf-$((o + 25 * k))
+pgd_through_rest() {  # X PGD DEFENSE...: the protocol after transfer on X/report, with PGD's classifier as the second transfer source
+  local x=$1 pgd=$2 o k
+  shift 2
+  for o in 1000 1250; do
+    local sv=(--natural-from $x/report/transfer-linf-$o --survivors-of $x/report/transfer-linf-$o --survivors-of $x/report/bpda-eot-r2-linf-$o)
+    ebm-purify evaluate "$@" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $x/report/transfer-linf-$o "${s7[@]}" \
+      --out $x/report/bpda-eot-r2-linf-$o
+    ebm-purify evaluate "$@" --attack transfer --transfer-from $pgd --loss margin --attack-steps 100 --n 250 --offset $o "${sv[@]}" "${s7[@]}" \
+      --out $x/report/transfer-pgdw32-linf-$o
+    for k in 0 1 2 3 4 5 6 7 8 9; do
+      ebm-purify evaluate "$@" --attack adaptive "${cut[@]}" --n 25 --offset $((o + 25 * k)) --batch-size 10 "${sv[@]}" \
+        --survivors-of $x/report/transfer-pgdw32-linf-$o "${s7[@]}" --out $x/report/adaptive-linf-$((o + 25 * k))
+    done
   done
-done
+}
+pgd_through_rest $XM experiments/mnist-classifier-pgd-w32/classifier-pgd.json "${tm[@]}"
 three=($XM/report/transfer-linf-1??? $XM/report/bpda-eot-r2-linf-1??? $XM/report/transfer-pgdw32-linf-1???)
 for ref in pgd-w32:"$M/classifier-pgd-w32-linf-eps0.3-*" shipped-s19:"$M/pgdthroughclf-box-*-linf-1???" pgd-w16:$M/classifier-pgd-linf \
     thresholding:$M/binarize-bpda-eot-linf; do
@@ -660,3 +664,21 @@ done
 ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
   --speed bench/results/purify_speed.json > /dev/null
 #     mnist-noised's card regenerated with section 26's model_card command (the classifier paragraph and notes as on the card).
+
+# 28. Session 27 (runs/q67.sh as run, from a frozen worktree of 7f642c8, two lanes of one thread): section 24's classifier
+#     under the rest of the protocol as section 26 ran it on MNIST: BPDA+EOT x 2 restarts, transfer from the width-32
+#     PGD-trained classifier on what transfer and BPDA+EOT left, then the adaptive attack in chunks of 25 on what all three
+#     left (the chunks finished in the session are in $XW/report; the loop resumes); the paired comparisons; then the
+#     classifier shipped as fashion-mnist-noised's own (the EBM, its default chain and its clean curve unchanged).
+pgd_through_rest $XW experiments/fashion-mnist-classifier-pgd-w32/classifier-pgd.json "${f32[@]}"   # section 26's function
+three=($XW/report/transfer-linf-1??? $XW/report/bpda-eot-r2-linf-1??? $XW/report/transfer-pgdw32-linf-1???)
+for ref in pgd-w32:$F/classifier-pgd-w32-linf shipped:"$F/fthroughclf-transfer-linf-1??? $F/fthroughclf-bpda-eot-r2-linf-1???" \
+    pgdthrough-w16:"$F/fpgdthroughclf-*" pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
+  ebm-purify evaluate compare "${three[@]}" --against ${ref#*:} --eps 0.1 --out $XW/report/compare-three-vs-${ref%%:*}.json
+done
+#     runs/ship/fashion-noised-run-s27 holds the shipped ebm.json / ebm.safetensors in ebm/ and $XW's classifier.json, .safetensors and
+#     .log.jsonl (the card's text: runs/ship27.py, the previous card's reason and notes with the classifier paragraph replaced):
+python -m purifier.training.model_card --name fashion-mnist-noised --runs runs/ship/fashion-noised-run-s27 --classifiers-from fashion-mnist \
+  --curve purifier/weights/fashion-mnist-noised/midrun-curve.json --reason ... --notes ...   # as on the card
+ebm-purify evaluate table $F/*-*/ $(ls -d $XW/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $F/table \
+  --speed bench/results/purify_speed.json > /dev/null
