@@ -80,17 +80,24 @@ def _labels(rows: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
     one data set, EBM, classifier and label evaluated other chains (the label names K, R and the schedules only)."""
     chains: dict[tuple, set[str]] = defaultdict(set)
     for r in rows:
-        chains[(r["dataset"], r["model"], r["classifier"], r["defense"])].add(r["chain"])
+        chains[_labelled(r)].add(r["chain"])
+    apart = {}  # per label: the settings whose values differ among its chains (none for a label of one chain)
+    for key, seen in chains.items():
+        parsed = [_settings(c) for c in seen]
+        apart[key] = sorted(k for k in set().union(*parsed) if len({p.get(k) for p in parsed}) > 1)
     cells = {}
     for r in rows:
-        ebm = r["defense"].startswith("ebm")
         label = r["defense"]
-        if len(seen := chains[(r["dataset"], r["model"], r["classifier"], r["defense"])]) > 1:
+        if differ := apart[_labelled(r)]:
             own = _settings(r["chain"])
-            apart = [k for k in sorted(set().union(*map(_settings, seen))) if any(_settings(c).get(k) != own.get(k) for c in seen)]
-            label += " [" + ", ".join(f"{k} {own.get(k, 'unset')}" for k in apart) + "]"
-        cells[id(r)] = (r["model"] if ebm else "-", label)
+            label += " [" + ", ".join(f"{k} {own.get(k, 'unset')}" for k in differ) + "]"
+        cells[id(r)] = (r["model"] if r["defense"].startswith("ebm") else "-", label)
     return cells
+
+
+def _labelled(r: dict[str, Any]) -> tuple:
+    """What a Markdown row shows of its pipeline but the chain: data set, EBM, classifier and defense label."""
+    return r["dataset"], r["model"], r["classifier"], r["defense"]
 
 
 def _settings(chain: str) -> dict[str, str]:

@@ -316,7 +316,7 @@ def test_tables_never_pool_runs_of_other_chains(cli, model_dir: Path, tmp_path: 
 
     rows = _table_across_a_reship(cli, model_dir, tmp_path, data_dir, reship)
     assert len(rows) == 2 and rows[0]["defense"] == rows[1]["defense"] and rows[0]["chain"] != rows[1]["chain"]
-    temperatures = [dict(item.split(" ", 1) for item in r["chain"].split("; "))["temperature"] for r in rows]
+    temperatures = [json.loads((tmp_path / name / "report.json").read_text())["models"]["defense"]["temperature"] for name in "tb"]
     for view in ("table.md", "table-pareto.md"):  # the Markdown rows say which chain each is, by the setting that differs only
         lines = [line for line in (tmp_path / view).read_text().splitlines() if f"| {model_dir} (" in line]
         assert len(lines) == 2 and all(sum(f"{rows[0]['defense']} [temperature {t}] |" in line for line in lines) == 1 for t in temperatures)
