@@ -617,6 +617,9 @@ done
 #     folders resumed (the last 50 of each lane), transfer from the width-32 PGD-trained classifier on what transfer and
 #     BPDA+EOT left, then the adaptive attack in chunks of 25 on what all three left (five chunks per lane, test 1000-1124 and 1250-1374, in session 25; the other five per lane in session 26, section 27); the paired
 #     comparisons; then the classifier shipped as mnist-noised's own (the EBM, its default chain and its clean curves unchanged).
+finished() {  # X: X/report's run folders that hold a finished report (chunks still running have none)
+  ls -d $1/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done
+}
 pgd_through_rest() {  # X PGD DEFENSE...: the protocol after transfer on X/report, with PGD's classifier as the second transfer source
   local x=$1 pgd=$2 o k
   shift 2
@@ -645,7 +648,7 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
   --curve $W/midrun-curve-constant.json --curve $W/midrun-curve-anneal.json --curve $W/midrun-curve-box.json \
   --langevin '{"steps": 100, "step_size": 0.025, "step_size_final": 0.00625, "temperature": 0.0001, "precision": "float32", "box": 0.6, "clamp": [-1.0, 1.0]}' \
   --reason ... --notes ...   # as on the card
-ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
+ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table \
   --speed bench/results/purify_speed.json > /dev/null
 
 
@@ -661,7 +664,7 @@ for eps in 0.1 0.2; do
       --out $M/compare/s25clf-eps$eps-vs-${ref%%:*}.json
   done
 done
-ebm-purify evaluate table $M/*-*/ $(ls -d $XM/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $M/table \
+ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table \
   --speed bench/results/purify_speed.json > /dev/null
 #     mnist-noised's card regenerated with section 26's model_card command (the classifier paragraph and notes as on the card).
 
@@ -677,8 +680,8 @@ for ref in pgd-w32:$F/classifier-pgd-w32-linf shipped:"$F/fthroughclf-transfer-l
   ebm-purify evaluate compare "${three[@]}" --against ${ref#*:} --eps 0.1 --out $XW/report/compare-three-vs-${ref%%:*}.json
 done
 #     runs/ship/fashion-noised-run-s27 holds the shipped ebm.json / ebm.safetensors in ebm/ and $XW's classifier.json, .safetensors and
-#     .log.jsonl (the card's text: runs/ship27.py, the previous card's reason and notes with the classifier paragraph replaced):
+#     .log.jsonl (the card's text: the previous card's reason and notes, with the classifier paragraph replaced):
 python -m purifier.training.model_card --name fashion-mnist-noised --runs runs/ship/fashion-noised-run-s27 --classifiers-from fashion-mnist \
   --curve purifier/weights/fashion-mnist-noised/midrun-curve.json --reason ... --notes ...   # as on the card
-ebm-purify evaluate table $F/*-*/ $(ls -d $XW/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done) --out $F/table \
+ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
   --speed bench/results/purify_speed.json > /dev/null
