@@ -9,7 +9,9 @@ half-size batches that alternate (measured by ``bench/service_load.py``: mean ba
 own seed, and the purifier's output for an image does not depend on its batch-mates, so a
 response never depends on which requests shared its batch. Between Langevin steps the thread
 stops the chains of jobs whose deadline passed or whose client went away. If a batch raises, each
-of its jobs is retried alone, so one bad item never fails its batch-mates.
+of its jobs is retried alone, so one bad item never fails its batch-mates; the job that still fails
+alone is answered 500 ``model_error`` and its traceback goes to the ``service`` log (a non-finite
+output: 500 ``non_finite_output`` and a warning there); the client never sees the traceback.
 
 Every job is resolved exactly once, as ok, rejected (queue full, draining), failed (the model
 raised or produced non-finite values) or cancelled (deadline, disconnect); the metrics count
@@ -19,6 +21,7 @@ each, so received = ok + rejected + failed + cancelled.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -32,6 +35,8 @@ from purifier.langevin import LangevinConfig
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -176,6 +181,7 @@ class Batcher:
             self._compute(batch)
         except Exception:  # isolate the failing job by retrying each alone
             if len(batch) == 1:
+                log.exception("the model failed on a job of %d image(s); answered 500 model_error", batch[0].n)
                 self._resolve(batch[0], ApiError(500, "model_error", "the model failed on this input"), "failed")
                 return
             for job in batch:
@@ -219,6 +225,7 @@ class Batcher:
                 self._finish_cancelled(job, job.stop_reason or "deadline")
                 continue
             if not bool(finite[sl].all()):
+                log.warning("the model produced non-finite values for a job of %d image(s); answered 500 non_finite_output", job.n)
                 self._resolve(job, ApiError(500, "non_finite_output", "the model produced non-finite values for this input"), "failed")
                 continue
             result = Result(copies[sl], energy_before[sl], energy_after[sl])

@@ -4,9 +4,11 @@ and lets in-flight requests finish; then the lifespan stops the compute thread."
 
 from __future__ import annotations
 
+import copy
 from types import FrameType
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from service.app import create_app
 from service.settings import ServiceSettings
@@ -20,8 +22,15 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def log_config() -> dict:
+    """uvicorn's logging setup, with the ``service`` loggers (the batcher's model failures) on its stderr handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["service"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
 def serve(settings: ServiceSettings) -> None:
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", log_config=log_config(),
                             timeout_graceful_shutdown=int(settings.max_timeout_s), access_log=False)
     DrainingServer(config).run()

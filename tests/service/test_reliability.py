@@ -9,6 +9,8 @@ import asyncio
 import io
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +70,7 @@ async def _gather_in_app(app, bodies: list[dict]) -> list[httpx.Response]:
             return await asyncio.gather(*[client.post("/purify", json=b) for b in bodies])
 
 
-def test_a_failing_item_never_fails_its_batch_mates(model: Path) -> None:
+def test_a_failing_item_never_fails_its_batch_mates(model: Path, caplog: pytest.LogCaptureFixture) -> None:
     backend = FaultyBackend(Purifier.load(model))
     app = create_app(ServiceSettings(model=str(model), max_queue_delay_ms=300, max_batch_size=16, warmup=False), backend=backend)
     bodies = [{"images": [_image(seed=i)], "steps": 2, "seed": i} for i in range(6)]
@@ -80,6 +82,17 @@ def test_a_failing_item_never_fails_its_batch_mates(model: Path) -> None:
     assert responses[2].json()["error"]["code"] == "model_error" and responses[4].json()["error"]["code"] == "non_finite_output"
     metrics = app.state.metrics
     assert metrics.outcomes.labels("failed")._value.get() == 2 and metrics.outcomes.labels("ok")._value.get() == 4
+    # the operator gets what the client does not: the failure's traceback and the non-finite warning, once each
+    failures = [r for r in caplog.records if r.name == "service.batcher"]
+    assert [(r.levelname, r.exc_info is not None) for r in failures] == [("ERROR", True), ("WARNING", False)]
+    assert "injected fault" in caplog.text and "injected fault" not in responses[2].text
+
+
+def test_the_server_log_config_routes_service_loggers_to_stderr() -> None:
+    code = ("import logging, logging.config; from service.server import log_config; logging.config.dictConfig(log_config()); "
+            "logging.getLogger('service.batcher').info('batcher says hello')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "INFO:" in done.stderr and "batcher says hello" in done.stderr  # uvicorn's format; INFO never reaches the last-resort handler
 
 
 def test_a_slow_model_answers_504_past_the_deadline(model: Path) -> None:
