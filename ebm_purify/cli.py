@@ -1,5 +1,6 @@
 """Entry point of ``ebm-purify``: builds the subcommand parser and turns library errors into a
-one-line message and a non-zero exit (2 for bad input, 130 when interrupted)."""
+one-line message and a non-zero exit (2 for bad input, 1 for a file system error such as an
+unwritable output folder, 130 when interrupted)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PurifierError as err:
         print(f"ebm-purify {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"ebm-purify {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"ebm-purify {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,13 @@ from service.routes import health, kserve, purify
 from service.settings import ServiceSettings
 
 
+def backend_for(settings: ServiceSettings) -> Backend:
+    """The model behind the service (raises PurifierError for a bad reference, before any socket opens)."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    return load_backend(settings.model, settings.backend, settings.classifier, settings.classifier_input_range, settings.device, settings.threads)
+
+
 def create_app(settings: ServiceSettings | None = None, backend: Backend | None = None) -> FastAPI:
     """The service app; ``backend`` overrides loading from ``settings`` (tests inject one)."""
     settings = settings or ServiceSettings()
@@ -28,10 +35,7 @@ def create_app(settings: ServiceSettings | None = None, backend: Backend | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        app.state.backend = backend or load_backend(settings.model, settings.backend, settings.classifier, settings.classifier_input_range,
-                                                    settings.device, settings.threads)
+        app.state.backend = backend or backend_for(settings)
         if settings.warmup:
             _warm_up(app.state.backend)
         app.state.batcher = Batcher(app.state.backend, settings, metrics)

@@ -10,7 +10,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from service.app import create_app
+from service.app import backend_for, create_app
 from service.settings import ServiceSettings
 
 
@@ -30,7 +30,8 @@ def log_config() -> dict:
 
 
 def serve(settings: ServiceSettings) -> None:
-    app = create_app(settings)
+    """Load the model, then serve it; a bad model reference fails here with a one-line error, not inside uvicorn's startup."""
+    app = create_app(settings, backend=backend_for(settings))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", log_config=log_config(),
                             timeout_graceful_shutdown=int(settings.max_timeout_s), access_log=False)
     DrainingServer(config).run()

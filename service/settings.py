@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
 
 from purifier.config import DEFAULT_MODEL
+from purifier.errors import SettingsError
 
 
 class ServiceSettings(BaseSettings):
@@ -19,9 +21,9 @@ class ServiceSettings(BaseSettings):
     classifier_input_range: tuple[float, float] = (0.0, 1.0)  # range a user's ONNX classifier expects
     backend: Literal["torch", "onnx"] = "torch"
     device: str = "cpu"
-    threads: int | None = None
+    threads: int | None = Field(None, ge=1)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=0, le=65535)
     model_name: str = "purifier"              # KServe name; the classifier is "<model_name>-classifier"
 
     max_batch_size: int = Field(64, ge=1)     # images (not copies) per compute batch
@@ -41,3 +43,18 @@ class ServiceSettings(BaseSettings):
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     warmup: bool = True
+
+
+def load_settings(**overrides: object) -> ServiceSettings:
+    """The settings from the environment with ``overrides`` (the CLI's flags) on top; a bad value is a
+    one-line SettingsError naming the flag and the variable it may have come from."""
+    try:
+        return ServiceSettings(**overrides)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            name = str(e["loc"][0]) if e.get("loc") else "settings"
+            problems.append(f"--{name.replace('_', '-')} / EBM_PURIFY_{name.upper()}: {e['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+    except EnvParseError as err:  # a list- or tuple-valued variable that is not JSON
+        raise SettingsError(f"{err} (EBM_PURIFY_<FIELD> values of list fields are JSON, e.g. '[\"https://a.example\"]')") from None

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from purifier.data import load_dataset
@@ -75,6 +76,27 @@ def test_bad_inputs_give_one_line_errors(cli, model_dir: Path, tmp_path: Path) -
         code, _, err = cli(*args)
         assert code == 2, (args, err)
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_serve_and_export_fail_in_one_line_before_serving(cli, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad service settings (flag or environment), a bad model and an unwritable output folder: one line, no traceback,
+    and nothing starts listening (each case returns instead of serving)."""
+    (tmp_path / "a-file").write_text("")
+    cases = [
+        (("serve", "--model", model_dir, "--max-batch-size", "0"), {}, 2, "--max-batch-size / EBM_PURIFY_MAX_BATCH_SIZE: Input should be greater"),
+        (("serve", "--model", model_dir, "--port", "70000"), {}, 2, "--port / EBM_PURIFY_PORT"),
+        (("serve", "--model", model_dir), {"EBM_PURIFY_PORT": "abc"}, 2, "--port / EBM_PURIFY_PORT: Input should be a valid integer"),
+        (("serve", "--model", model_dir), {"EBM_PURIFY_CORS_ORIGINS": "not-json"}, 2, "list fields are JSON"),
+        (("serve", "--model", tmp_path / "none"), {}, 2, "no ebm checkpoint"),
+        (("export-onnx", "--model", model_dir, "--out", tmp_path / "a-file" / "onnx"), {}, 1, "Not a directory"),
+    ]
+    for args, env, want, message in cases:
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            code, _, err = cli(*args)
+        assert code == want, (args, err)
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
 
 
 def test_demo_runs_on_a_model_folder(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from purifier.config import DEFAULT_MODEL
-from service.settings import ServiceSettings
+from service.settings import ServiceSettings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,5 +36,5 @@ def run_serve(args: argparse.Namespace) -> int:
 
     fields = set(ServiceSettings.model_fields)
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    serve(ServiceSettings(**overrides))
+    serve(load_settings(**overrides))
     return 0
