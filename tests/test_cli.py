@@ -71,6 +71,7 @@ def test_bad_inputs_give_one_line_errors(cli, model_dir: Path, tmp_path: Path) -
         (("purify", "--model", model_dir, "--input", tmp_path / "wrong.npy", "--output", tmp_path / "o"), "does not hold images"),
         (("purify", "--model", model_dir, "--input", tmp_path / "good.npy", "--output", tmp_path / "o", "--steps", "-3"), "steps must be"),
         (("info", tmp_path / "none"), "no ebm checkpoint"),
+        (("purify", "--model", model_dir, "--input", tmp_path / "good.npy", "--output", tmp_path / "o", "--threads", "0"), "--threads must be >= 1"),
     ]
     for args, message in cases:
         code, _, err = cli(*args)

@@ -25,6 +25,8 @@ def add_data_option(p: argparse.ArgumentParser) -> None:
 
 def apply_runtime(args: argparse.Namespace) -> str:
     """Set threads and check the device; returns the device string."""
+    if args.threads is not None and args.threads < 1:
+        raise SettingsError(f"--threads must be >= 1, got {args.threads} (leave it out for torch's choice)")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
