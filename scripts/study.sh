@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The defense-strength study (issue 9) on MNIST, exactly as it was run: report slice = test images 1000-1499
 # (500 images; the tuning slice is 0-999), one thread per process. Each command resumes if interrupted.
+# What it found: the README's "Defense strength" section and, in full, results/STUDY.md.
 # Afterwards: ebm-purify evaluate table results/mnist-study/*-*/ --out results/mnist-study/table   (*-*/: the run folders, not compare/)
 set -euo pipefail
 # Sections 1-11 ran before attacks were seeded per image (session 10): their evaluations carry --seeding batch, which
