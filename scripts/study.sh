@@ -691,7 +691,7 @@ ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
 # 29. Session 28 (runs/q68.sh and q69.sh as run, from a frozen worktree of 993b383, two lanes of one thread): section 28's
 #     adaptive loop finished (k = 3..9 per lane: test 1075-1249 and 1325-1499; section 26's function resumes it), the paired
 #     comparisons on all four attacks, the card's adaptive sentence (section 28's model_card command); then the shipped classifier at
-#     eps 0.05, transfer on all 500 (BPDA+EOT and the adaptive attack not run there).
+#     eps 0.05: transfer on all 500, BPDA+EOT x 2 on test 1000-1049 (partial; the adaptive attack not run there).
 #     (q68.sh named the survivors folders by absolute path; the chunks' files were rewritten to these repo-relative paths and
 #     their fingerprints recomputed, which is what the loop below writes.)
 pgd_through_rest $XW experiments/fashion-mnist-classifier-pgd-w32/classifier-pgd.json "${f32[@]}"
@@ -705,6 +705,8 @@ for o in 1000 1250; do
   ebm-purify evaluate "${f05[@]}" --attack transfer --loss margin --attack-steps 100 --n 250 --offset $o \
     --natural-from $XW/report/transfer-linf-$o "${s7[@]}" --out $XW/report/transfer-linf-eps0.05-$o
 done
+ebm-purify evaluate "${f05[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n 50 --offset 1000 --natural-from $XW/report/transfer-linf-1000 \
+  --survivors-of $XW/report/transfer-linf-eps0.05-1000 "${s7[@]}" --out $XW/report/bpda-eot-r2-linf-eps0.05-1000-1049   # runs/q70.sh: the lane left free
 for ref in shipped:"$F/fthroughclf-transfer-linf-eps0.05-1???" pgd-w32:$F/classifier-pgd-w32-linf; do
   ebm-purify evaluate compare $XW/report/transfer-linf-eps0.05-1??? --against ${ref#*:} --eps 0.05 \
     --out $XW/report/compare-transfer-eps0.05-vs-${ref%%:*}.json
