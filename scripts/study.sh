@@ -676,8 +676,9 @@ ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table \
 #     classifier shipped as fashion-mnist-noised's own (the EBM, its default chain and its clean curve unchanged).
 pgd_through_rest $XW experiments/fashion-mnist-classifier-pgd-w32/classifier-pgd.json "${f32[@]}"   # section 26's function
 three=($XW/report/transfer-linf-1??? $XW/report/bpda-eot-r2-linf-1??? $XW/report/transfer-pgdw32-linf-1???)
-for ref in pgd-w32:$F/classifier-pgd-w32-linf shipped:"$F/fthroughclf-transfer-linf-1??? $F/fthroughclf-bpda-eot-r2-linf-1???" \
-    pgdthrough-w16:"$F/fpgdthroughclf-*" pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
+frefs=(pgd-w32:$F/classifier-pgd-w32-linf shipped:"$F/fthroughclf-transfer-linf-1??? $F/fthroughclf-bpda-eot-r2-linf-1???"
+       pgdthrough-w16:"$F/fpgdthroughclf-*" pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf)   # NAME:FOLDERS
+for ref in "${frefs[@]}"; do
   ebm-purify evaluate compare "${three[@]}" --against ${ref#*:} --eps 0.1 --out $XW/report/compare-three-vs-${ref%%:*}.json
 done
 #     runs/ship/fashion-noised-run-s27 holds the shipped ebm.json / ebm.safetensors in ebm/ and $XW's classifier.json, .safetensors and
@@ -689,14 +690,12 @@ ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
 
 
 # 29. Session 28 (runs/q68.sh and q69.sh as run, from a frozen worktree of 993b383, two lanes of one thread): section 28's
-#     adaptive loop finished (k = 3..9 per lane: test 1075-1249 and 1325-1499; section 26's function resumes it), the paired
+#     adaptive loop finished (k = 3..9 per lane: test 1075-1249 and 1325-1499), the paired
 #     comparisons on all four attacks, the card's adaptive sentence (section 28's model_card command); then the shipped classifier at
 #     eps 0.05: transfer on all 500, BPDA+EOT x 2 on test 1000-1049 (partial; the adaptive attack not run there).
 #     (q68.sh named the survivors folders by absolute path; the chunks' files were rewritten to these repo-relative paths and
-#     their fingerprints recomputed, which is what the loop below writes.)
-pgd_through_rest $XW experiments/fashion-mnist-classifier-pgd-w32/classifier-pgd.json "${f32[@]}"
-for ref in pgd-w32:$F/classifier-pgd-w32-linf shipped:"$F/fthroughclf-transfer-linf-1??? $F/fthroughclf-bpda-eot-r2-linf-1???" \
-    pgdthrough-w16:"$F/fpgdthroughclf-*" pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
+#     their fingerprints recomputed, which is what section 28's loop writes.) The chunks: section 28's pgd_through_rest call.
+for ref in "${frefs[@]}"; do
   ebm-purify evaluate compare "${three[@]}" $XW/report/adaptive-linf-1??? --against ${ref#*:} --eps 0.1 \
     --out $XW/report/compare-four-vs-${ref%%:*}.json
 done
