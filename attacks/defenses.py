@@ -57,6 +57,11 @@ class EBMDefense:
             shorter surrogate makes the adaptive attack affordable, the verification always runs
             the full chain.
         step_size, temperature: Langevin overrides (default: the purifier's).
+        input_classifier: a second classifier that reads the *unpurified* input (a hybrid of
+            purification and, say, adversarial training); when given, each copy's output is the
+            sum of log-probabilities ``log p(purified copy) + input_weight * log p(input)``, so
+            an attack must fool both, and its gradient reaches the input through both paths.
+        input_weight: the weight of the input classifier's log-probabilities.
     """
 
     name = "ebm"
@@ -70,10 +75,14 @@ class EBMDefense:
         surrogate_steps: int | None = None,
         step_size: float | None = None,
         temperature: float | None = None,
+        input_classifier: nn.Module | None = None,
+        input_weight: float = 1.0,
     ) -> None:
         self.purifier, self.classifier = purifier, classifier.eval()
         self.config = purifier.config(steps=steps, step_size=step_size, temperature=temperature)
         self.surrogate_steps = surrogate_steps
+        self.input_classifier = input_classifier.eval() if input_classifier is not None else None
+        self.input_weight = input_weight
 
     def logits(self, x: torch.Tensor, copies: int, seed: Seeds, gradient: Gradient) -> torch.Tensor:
         steps = self.surrogate_steps if (gradient == "exact" and self.surrogate_steps) else self.config.steps
@@ -81,12 +90,21 @@ class EBMDefense:
             x, steps=steps, replicates=copies, step_size=self.config.step_size, temperature=self.config.temperature,
             seed=seed, gradient=gradient,
         )
+        return self.classify(purified, x)
+
+    def classify(self, purified: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(N, R, C, H, W) purified copies of ``x`` -> (N, R, classes): the classifier's logits, or with an
+        input classifier the summed log-probabilities of both."""
         n, r = purified.shape[:2]
-        return self.classifier(purified.flatten(0, 1)).view(n, r, -1)
+        logits = self.classifier(purified.flatten(0, 1)).view(n, r, -1)
+        if self.input_classifier is None:
+            return logits
+        return logits.log_softmax(-1) + self.input_weight * self.input_classifier(x).log_softmax(-1)[:, None]
 
     def describe(self) -> dict:
+        extra = {} if self.input_classifier is None else {"input_weight": self.input_weight}
         return {"name": self.name, **self.config.to_dict(), "surrogate_steps": self.surrogate_steps,
-                "ebm_sha256": self.purifier.metadata.get("weights", {}).get("sha256")}
+                "ebm_sha256": self.purifier.metadata.get("weights", {}).get("sha256"), **extra}
 
 
 def defended_predictions(defense: Defense, x: torch.Tensor, replicates: int, seeds: list[int], chunk: int = 64) -> torch.Tensor:

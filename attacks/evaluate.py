@@ -183,12 +183,19 @@ def _context(s: EvalSettings) -> _Context:
               "ebm": recorded_path(resolve(s.model, "ebm")), "ebm_sha256": purifier.metadata["weights"]["sha256"]}
     if s.defense == "ebm":  # the chain the reference resolved to: a re-shipped default must not resume old results
         models["langevin"] = purifier.defaults.to_dict()
+    extra = None
+    if s.input_classifier:
+        extra, _, models["input_classifier_sha256"] = load_classifier_ref(s.input_classifier, shape, device=s.device)
+        if not getattr(extra, "differentiable", True):
+            raise SettingsError("--input-classifier must be a torch classifier (the attacks differentiate it)")
+        models["input_classifier"] = s.input_classifier
 
     def build(k: int | None) -> Defense:
         if s.defense == "none":
             return NoDefense(classifier)
         if s.defense == "ebm":
-            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps)
+            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps, input_classifier=extra,
+                              input_weight=s.input_weight)
         if s.defense == "binarize":
             return BinarizeDefense(classifier)
         if s.defense == "noise-median":
@@ -256,8 +263,7 @@ def _natural(ctx: _Context, x: torch.Tensor, seeds: list[int]) -> dict[str, list
         traj = d0.purifier.trajectory(x, ks, replicates=r, seed=seeds)
         with torch.no_grad():
             for k, copies in traj.items():
-                logits = d0.classifier(copies.flatten(0, 1)).view(len(x), r, -1).mean(1)
-                out[f"{k}x{r}"] = logits.argmax(1).tolist()
+                out[f"{k}x{r}"] = d0.classify(copies, x).mean(1).argmax(1).tolist()
     return out
 
 

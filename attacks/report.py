@@ -113,6 +113,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Robustness report: {s['attack']} on {s['defense']} ({report['models'].get('dataset', '?')})", "",
         f"- model `{s['model']}`, classifier `{s['classifier'] or s['model'] + ':classifier'}`; images {report['images']} "
         f"(test indices from {s['offset']}), seed {s['seed']}",
+        *([f"- with `{s['input_classifier']}` on the unpurified input, its log-probabilities x {s['input_weight']:g} added to each copy's"]
+          if s.get("input_classifier") else []),
         f"- threat model {s['norm']}, attack steps {s['attack_steps']}, step size {s['step_size'] or '2.5 eps / steps'}, "
         f"restarts {s['restarts']}, loss {s['loss']}, EOT {s['eot']}, surrogate steps {s['surrogate_steps'] or 'full chain'}",
         f"- defense verified with R = {s['replicates_list'] or s['replicates']} copies at K = {s['steps_list'] or s['steps'] or 'model default'} steps",

@@ -31,6 +31,8 @@ class EvalSettings:
     classifier: str | None = None          # REF[:ROLE] or a user's .onnx; default: the model's own classifier
     transfer_from: str | None = None       # torch classifier REF[:ROLE] that transfer PGD attacks (default: the evaluated one)
     defense: str = "ebm"                   # ebm | none | a baseline of attacks.baselines
+    input_classifier: str | None = None    # torch classifier REF[:ROLE] on the unpurified input, summed with the purified copies (ebm)
+    input_weight: float = 1.0              # weight of its log-probabilities
     attack: str = "bpda-eot"               # none | transfer | bpda-eot | adaptive | torchattacks:NAME
     norm: str = "linf"
     eps: list[float] = field(default_factory=lambda: [0.3])
@@ -80,6 +82,10 @@ class EvalSettings:
             raise SettingsError(f"shard must be i/n with 0 <= i < n, got {i}/{k}")
         if (self.steps_list or self.replicates_list) and self.attack not in ("none", "transfer"):
             raise SettingsError("--steps-list/--replicates-list need an attack that does not depend on the defense (none, transfer)")
+        if self.input_classifier and self.defense != "ebm":
+            raise SettingsError(f"--input-classifier joins the EBM defense's purified copies; defense {self.defense!r} has none")
+        if not self.input_weight > 0:
+            raise SettingsError(f"input_weight must be > 0, got {self.input_weight}")
         if self.transfer_from and self.attack != "transfer":
             raise SettingsError(f"--transfer-from names the classifier a transfer attack runs on; {self.attack!r} does not use it")
 
@@ -94,7 +100,8 @@ class EvalSettings:
 
     def defense_key(self) -> dict[str, Any]:
         """What decides the defended prediction on a clean image (besides its index)."""
-        return {k: getattr(self, k) for k in ("model", "classifier", "defense", "steps", "steps_list", "replicates", "replicates_list", "seed")}
+        return {k: getattr(self, k) for k in ("model", "classifier", "defense", "input_classifier", "input_weight", "steps", "steps_list",
+                                              "replicates", "replicates_list", "seed")}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -104,9 +111,11 @@ class EvalSettings:
     def fingerprint(self) -> str:
         """Hash of everything that changes results (not the shard, device or data folder)."""
         d = {k: v for k, v in self.to_dict().items() if k not in ("shard", "device", "data_dir", "batch_size", "natural_from")}
-        for late in ("stop_after", "survivors_of"):  # knobs added later: runs without them keep their fingerprint (and resume)
+        for late in ("stop_after", "survivors_of", "input_classifier"):  # knobs added later: runs without them keep their fingerprint (and resume)
             if not d[late]:
                 del d[late]
+        if "input_classifier" not in d:
+            del d["input_weight"]
         if d["seeding"] == "batch" or d["attack"] == "none":  # what every folder written before the knob did; no attack, no seeds
             del d["seeding"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -119,7 +128,7 @@ class EvalSettings:
         return cls(**d)
 
 
-WEIGHT_KEYS = ("ebm_sha256", "classifier_sha256")
+WEIGHT_KEYS = ("ebm_sha256", "classifier_sha256", "input_classifier_sha256")
 
 
 def models_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:

@@ -51,11 +51,11 @@ def run_rows(folders: list[Path]) -> list[dict[str, Any]]:
                 rows.append({
                     "folder": str(folder), "model": _weighed(s["model"], models.get("ebm_sha256")), "dataset": models.get("dataset"),
                     "classifier": _weighed(s["classifier"] or f"{s['model']}:classifier", models.get("classifier_sha256")),
-                    "defense": _defense(s, described, key), "chain": chain, "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
+                    "defense": _defense(s, described, key, models), "chain": chain, "attack": _attack(s), "norm": s["norm"], "eps": entry["eps"], "n": n,
                     "setting": key, "precision": described.get("precision"), "clean": entry["defended_natural"][key],
                     "robust_final": entry.get("defended_final_point", {}).get(key), "robust_worst": entry.get("defended_worst_case", {}).get(key),
                     "grad_evals_per_image": round(entry.get("gradient_evaluations", 0) / n), "seconds_per_image": round(entry["seconds"] / n, 2),
-                    "attack_kinds": [attack_kind(_attack(s))],
+                    "attack_kinds": [attack_kind(_attack(s))], "input_classifier": bool(s.get("input_classifier")),
                 })
     return rows
 
@@ -70,7 +70,7 @@ def _chain(described: dict[str, Any]) -> str:
     """Every setting of the chain a run recorded but its length and copies (the setting) and the weights (the model's
     label): the defense label names only the usual ones, and runs differing in any other (temperature, clamp,
     precision, ...) must not share a pipeline. Settings an older report did not record are left out, as unset."""
-    own = ("name", "steps", "replicates", "surrogate_steps", "ebm_sha256")
+    own = ("name", "steps", "replicates", "surrogate_steps", "ebm_sha256", "input_weight")  # the input classifier is in the label
     return "; ".join(f"{k} {v}" for k, v in sorted(described.items()) if k not in own and v is not None)
 
 
@@ -161,7 +161,7 @@ def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[
     common = sorted(set.intersection(*(set(images) for images in attacks)))
     seen = [[x for images in attacks for x in images[i]] for i in common]  # every record of every attack, per common image
     return {
-        **{k: runs[0][k] for k in (*PIPELINE, "dataset", "eps", "precision")},
+        **{k: runs[0][k] for k in (*PIPELINE, "dataset", "eps", "precision", "input_classifier")},
         "folder": ", ".join(r["folder"] for r in runs), "n": len(common), "attack": name,
         "clean": rate([xs[0]["natural"][setting] == xs[0]["label"] for xs in seen]), "robust_final": None,
         "robust_worst": rate([all(x["worst_correct"][setting] for x in xs) for xs in seen]),
@@ -175,7 +175,7 @@ def run_records(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:
+def _defense(s: dict[str, Any], described: dict[str, Any], setting: str, models: dict[str, Any]) -> str:
     if s["defense"] != "ebm":
         return s["defense"]
     steps, replicates = setting.split("x")
@@ -186,6 +186,9 @@ def _defense(s: dict[str, Any], described: dict[str, Any], setting: str) -> str:
         extra += f", T {described['temperature']:g}->{described['temperature_final']:g}"
     if described.get("box"):
         extra += f", box {described['box']:g}"
+    if s.get("input_classifier"):
+        weight = f" x {s['input_weight']:g}" if s["input_weight"] != 1 else ""
+        extra += f", + {_weighed(s['input_classifier'], models.get('input_classifier_sha256'))} on the input{weight}"
     return f"ebm K={steps} R={replicates}{extra}"
 
 
@@ -263,7 +266,7 @@ def pareto_rows(rows: list[dict[str, Any]], rates: dict[str, float] | None = Non
     for key, r in best.items():
         k, reps = (int(v) for v in r["setting"].split("x"))
         gradients = k * reps if r["defense"].startswith("ebm") else 0
-        forwards = reps if r["defense"].startswith("ebm") else _FORWARDS.get(r["defense"], lambda r: 1)(reps)
+        forwards = reps + r["input_classifier"] if r["defense"].startswith("ebm") else _FORWARDS.get(r["defense"], lambda r: 1)(reps)
         rate = (rates or {}).get(r["precision"] or "float32")
         out.append({
             **{f: r[f] for f in ("dataset", "eps", *PIPELINE, "n", "robust_worst", "attack", "folder")},

@@ -108,6 +108,29 @@ def test_bpda_eot_gradient_is_mean_classifier_gradient_over_purified_copies() ->
     assert torch.allclose(grad, g.sum(1), atol=1e-6) and torch.allclose(loss, value.detach())
 
 
+def test_an_input_classifier_joins_every_copy_and_the_attack_differentiates_both_paths() -> None:
+    """The hybrid defense: each copy's output is log p(purified copy) + w log p(input); BPDA's gradient is the
+    straight-through one of the copies plus the input classifier's exact one."""
+    from purifier.langevin import mix
+
+    purifier, clf = _parts()
+    torch.manual_seed(1)
+    other = build("small-cnn", width=4, hidden=16).eval()
+    defense = EBMDefense(purifier, clf, input_classifier=other, input_weight=0.5)
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([3, 7])
+    copies = purifier.copies(x, replicates=3, seed=mix(0, 1)).detach()
+    want = clf(copies.flatten(0, 1)).view(2, 3, -1).log_softmax(-1) + 0.5 * other(x).log_softmax(-1)[:, None]
+    assert torch.allclose(defense.logits(x, 3, mix(0, 1), "none"), want, atol=1e-6)
+    assert not torch.allclose(EBMDefense(purifier, clf).logits(x, 3, mix(0, 1), "none").log_softmax(-1), want, atol=1e-3)
+    loss, grad, _ = eot_gradient(defense, eot=3, gradient="bpda")(x, y)
+    c, xi = copies.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    logits = (clf(c.flatten(0, 1)).view(2, 3, -1).log_softmax(-1) + 0.5 * other(xi).log_softmax(-1)[:, None]).mean(1)
+    value = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    gc, gx = torch.autograd.grad(value.sum(), (c, xi))
+    assert torch.allclose(grad, gc.sum(1) + gx, atol=1e-6) and torch.allclose(loss, value.detach())
+    assert defense.describe()["input_weight"] == 0.5 and "input_weight" not in EBMDefense(purifier, clf).describe()
+
+
 def test_adaptive_gradient_differs_from_bpda_and_is_finite() -> None:
     purifier, clf = _parts()
     defense = EBMDefense(purifier, clf, surrogate_steps=2)

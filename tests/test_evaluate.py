@@ -118,6 +118,39 @@ def test_the_table_adds_the_per_image_minimum_over_attacks(cli, model_dir: Path,
         assert row["robust_worst"]["correct"] <= min(singles)
 
 
+def test_a_hybrid_with_an_input_classifier_is_its_own_pipeline(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """--input-classifier: recorded with its weights, refused where its results would mix with the plain defense's,
+    labelled apart in tables; the plain defense's fingerprint is the one it had before the knob."""
+    from attacks.settings import EvalSettings
+
+    other = make_classifier_checkpoint(tmp_path / "other", seed=3)
+    base = ("evaluate", "--model", model_dir, "--attack", "bpda-eot", *TINY, "--data-dir", data_dir)
+    hybrid = (*base, "--input-classifier", other.with_suffix(".json"))
+    assert cli(*base, "--out", tmp_path / "plain")[0] == 0
+    code, _, err = cli(*hybrid, "--out", tmp_path / "hybrid")
+    assert code == 0, err
+    report = json.loads((tmp_path / "hybrid" / "report.json").read_text())
+    assert report["models"]["input_classifier_sha256"] and report["settings"]["input_weight"] == 1.0
+    assert report["sanity"]["gradients_nonzero"] and "on the unpurified input" in (tmp_path / "hybrid" / "report.md").read_text()
+    for extra, message in ((("--input-weight", "2", "--out", tmp_path / "hybrid"), "different settings"),
+                           (("--survivors-of", tmp_path / "plain", "--out", tmp_path / "h2"), "another defense"),
+                           (("--input-weight", "0", "--out", tmp_path / "h3"), "input_weight"),
+                           (("--defense", "none", "--out", tmp_path / "h4"), "input-classifier")):
+        code, _, err = cli(*hybrid, *extra)
+        assert code == 2 and message in err and "Traceback" not in err, (extra, err)
+    code, _, err = cli("evaluate", "table", tmp_path / "plain", tmp_path / "hybrid", "--out", tmp_path / "table")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "table.json").read_text())
+    assert not [r for r in rows if r["attack"].startswith("min over")]  # two pipelines, one attack each: nothing to combine
+    labels = {r["defense"] for r in rows}
+    assert len(labels) == 2 and any(f"other.json ({report['models']['input_classifier_sha256'][:8]}) on the input" in s for s in labels)
+    pareto = json.loads((tmp_path / "table-pareto.json").read_text())
+    assert sorted(r["classifier_forwards"] for r in pareto if r["eps"] == 0.1) == [2, 3]  # R = 2 copies, and the input's forward
+    committed = Path(__file__).parents[1] / "experiments/mnist-classifier-pgd-w32-through-box/report/bpda-eot-r2-linf-1000/settings.json"
+    written = json.loads(committed.read_text())  # written before the knob: it must still resume
+    assert EvalSettings.from_dict(written["settings"]).fingerprint() == written["fingerprint"]
+
+
 def test_the_table_pools_runs_of_one_attack_on_disjoint_images(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
     base = ("evaluate", "--model", model_dir, *TINY, "--data-dir", data_dir)
     assert cli(*base, "--attack", "bpda-eot", "--eot", "1", "--out", tmp_path / "b")[0] == 0  # images 0-3
@@ -195,7 +228,7 @@ def test_the_exact_mcnemar_test() -> None:
 def _row(defense: str, setting: str, robust: float, clean: float, kinds: list[str], n: int = 100, eps: float = 0.3) -> dict:
     return {"dataset": "mnist", "norm": "linf", "eps": eps, "model": "m", "classifier": "c", "defense": defense, "chain": "", "setting": setting,
             "precision": "float32", "n": n, "clean": {"accuracy": clean, "ci95": [0, 1]}, "robust_worst": {"accuracy": robust, "ci95": [0, 1]},
-            "attack": " / ".join(kinds), "attack_kinds": kinds, "folder": "f"}
+            "attack": " / ".join(kinds), "attack_kinds": kinds, "folder": "f", "input_classifier": False}
 
 
 def test_the_pareto_view_keeps_each_pipelines_strongest_evaluation_and_marks_the_frontier(tmp_path: Path) -> None:

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer-from", help="torch classifier REF[:ROLE] attacked by --attack transfer (default: the evaluated classifier; "
                    "for an ONNX classifier, the model's own)")
     p.add_argument("--defense", default="ebm", help="ebm (default), none, or a cheap baseline: binarize, noise-median")
+    p.add_argument("--input-classifier", help="torch classifier REF[:ROLE] that also reads the unpurified input (ebm defense): each copy's "
+                   "output is log p(purified) + W log p(input), attacked through both")
+    p.add_argument("--input-weight", type=float, default=1.0, help="W, the weight of --input-classifier (default 1)")
     p.add_argument("--attack", default="bpda-eot", help="none, transfer, bpda-eot (default), adaptive, torchattacks:NAME")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf")
     p.add_argument("--eps", type=float, help="attack radius (images in [0, 1])")
@@ -94,7 +97,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if eps is None and args.attack != "none":
         raise SettingsError("--eps or --eps-list is required for an attack")
     settings = EvalSettings(
-        model=args.model, classifier=args.classifier, transfer_from=args.transfer_from, defense=args.defense, attack=args.attack,
+        model=args.model, classifier=args.classifier, transfer_from=args.transfer_from, defense=args.defense,
+        input_classifier=args.input_classifier, input_weight=args.input_weight, attack=args.attack,
         norm=args.norm, eps=eps or [0.0],
         n=args.n, offset=args.offset, steps=args.steps, steps_list=args.steps_list, replicates=args.replicates,
         replicates_list=args.replicates_list, eot=args.eot, attack_steps=args.attack_steps, step_size=args.step_size,
