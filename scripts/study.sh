@@ -712,3 +712,20 @@ for ref in shipped:"$F/fthroughclf-transfer-linf-eps0.05-1???" pgd-w32:$F/classi
 done
 ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
   --speed bench/results/purify_speed.json > /dev/null
+
+
+# 30. Session 29 (runs/q71.sh as run, from a frozen worktree of 2d7bd3a, two lanes of one thread): section 29's eps 0.05
+#     BPDA+EOT x 2 on the rest of the report slice (what transfer left), the paired comparisons over both attacks on all 500
+#     (the adaptive attack not run at eps 0.05), and the table; the card's eps 0.05 sentence updated by hand (its notes text).
+for part in 1050:200:1000 1250:250:1250; do   # first image : images : transfer folder
+  IFS=: read start n o <<< "$part"
+  ebm-purify evaluate "${f05[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n $n --offset $start --natural-from $XW/report/transfer-linf-$o \
+    --survivors-of $XW/report/transfer-linf-eps0.05-$o "${s7[@]}" --out $XW/report/bpda-eot-r2-linf-eps0.05-$start-$((start + n - 1))
+done
+two=($XW/report/transfer-linf-eps0.05-1??? $XW/report/bpda-eot-r2-linf-eps0.05-1*)
+for ref in shipped:"$F/fthroughclf-transfer-linf-eps0.05-1??? $F/fthroughclf-bpda-eot-r2-linf-eps0.05-1???" pgd-w32:$F/classifier-pgd-w32-linf \
+    pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
+  ebm-purify evaluate compare "${two[@]}" --against ${ref#*:} --eps 0.05 --out $XW/report/compare-two-eps0.05-vs-${ref%%:*}.json
+done
+ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
+  --speed bench/results/purify_speed.json > /dev/null
