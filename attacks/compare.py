@@ -1,7 +1,8 @@
 """Two defenses compared image by image on the images both were attacked on: each side is robust on
 an image only if every attack its folders ran left it correct (the table's per-image minimum), and
 the images one side keeps and the other loses give the exact McNemar test
-(``ebm-purify evaluate compare A... --against B... --eps E``)."""
+(``ebm-purify evaluate compare A... --against B... --eps E``). Runs without an attack (``--attack none``, eps 0)
+compare clean accuracy the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from attacks.stats import mcnemar_exact, wilson_interval
-from attacks.table import PIPELINE, attack_kind, by, pool, run_records, run_rows
+from attacks.table import PIPELINE, attack_kind, by, kept, pool, run_records, run_rows
 from purifier.errors import SettingsError
 
 
@@ -28,7 +29,7 @@ def robust_per_image(folders: list[Path], eps: float) -> tuple[dict[int, bool], 
     records = {r["folder"]: run_records(Path(r["folder"])) for r in rows}
     pools = [pool(runs, records) for runs in by(rows, lambda r: attack_kind(r["attack"])).values()]
     common = set.intersection(*(set(p) for p in pools))
-    robust = {i: all(x["worst_correct"][setting] for p in pools for x in p[i]) for i in sorted(common)}
+    robust = {i: all(kept(x, setting) for p in pools for x in p[i]) for i in sorted(common)}
     first = rows[0]
     return robust, {k: first[k] for k in ("model", "classifier", "defense", "chain", "norm")} | {
         "attacks": sorted({attack_kind(r["attack"]) for r in rows}), "folders": [str(f) for f in folders]}

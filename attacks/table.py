@@ -151,9 +151,15 @@ def pool(runs: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -
     pooled: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         for x in records[r["folder"]]:
-            if x["eps"] == r["eps"] and r["setting"] in x["worst_correct"]:
+            if x["eps"] == r["eps"] and r["setting"] in x.get("worst_correct", x["natural"]):
                 pooled[x["index"]].append(x)
     return pooled
+
+
+def kept(x: dict[str, Any], setting: str) -> bool:
+    """An image record's verdict at a verified setting: correct in the worst case of its attack, or, for a run
+    without an attack, correct on the clean image."""
+    return x["worst_correct"][setting] if "worst_correct" in x else x["natural"][setting] == x["label"]
 
 
 def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[str, Any]]]], name: str) -> dict[str, Any]:
@@ -164,8 +170,8 @@ def _combined_row(runs: list[dict[str, Any]], attacks: list[dict[int, list[dict[
         **{k: runs[0][k] for k in (*PIPELINE, "dataset", "eps", "precision", "input_classifier")},
         "folder": ", ".join(r["folder"] for r in runs), "n": len(common), "attack": name,
         "clean": rate([xs[0]["natural"][setting] == xs[0]["label"] for xs in seen]), "robust_final": None,
-        "robust_worst": rate([all(x["worst_correct"][setting] for x in xs) for xs in seen]),
-        "grad_evals_per_image": round(sum(x["grad_evals"] for xs in seen for x in xs) / max(1, len(common))),
+        "robust_worst": None if all(r["attack"] == "none" for r in runs) else rate([all(kept(x, setting) for x in xs) for xs in seen]),
+        "grad_evals_per_image": round(sum(x.get("grad_evals", 0) for xs in seen for x in xs) / max(1, len(common))),
         "seconds_per_image": round(sum(x["seconds"] for xs in seen for x in xs) / max(1, len(common)), 2),
     }
 

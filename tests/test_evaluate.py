@@ -216,6 +216,27 @@ def test_compare_pairs_two_defenses_image_by_image(cli, model_dir: Path, tmp_pat
         assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_clean_only_runs_pool_in_tables_and_compare_on_clean_accuracy(cli, model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    """Runs without an attack hold no worst-case verdicts: the table pools two of one pipeline (on disjoint images) as clean
+    accuracy only, and compare --eps 0 pairs two pipelines on clean correctness."""
+    base = ("evaluate", "--model", model_dir, "--attack", "none", "--n", "3", "--steps", "2", "--replicates", "2", "--no-progress",
+            "--data-dir", data_dir)
+    for name, extra in (("a0", ("--offset", "0")), ("a3", ("--offset", "3")), ("bare", ("--defense", "none", "--n", "6"))):
+        assert cli(*base, *extra, "--out", tmp_path / name)[0] == 0
+    code, _, err = cli("evaluate", "table", tmp_path / "a0", tmp_path / "a3", tmp_path / "bare", "--out", tmp_path / "table")
+    assert code == 0, err
+    pooled = [r for r in json.loads((tmp_path / "table.json").read_text()) if "pooled" in r["attack"]]
+    assert len(pooled) == 1 and pooled[0]["n"] == 6 and pooled[0]["robust_worst"] is None
+    code, out, err = cli("evaluate", "compare", tmp_path / "a0", tmp_path / "a3", "--against", tmp_path / "bare", "--eps", "0",
+                         "--out", tmp_path / "c.json")
+    assert code == 0, err
+    right = {(name, x["index"]): next(iter(x["natural"].values())) == x["label"] for name in ("a0", "a3", "bare")
+             for x in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines())}
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["n"] == 6 and c["a"]["correct"] == sum(right[(f"a{3 * (i >= 3)}", i)] for i in range(6))
+    assert c["b"]["correct"] == sum(right[("bare", i)] for i in range(6)) and "exact McNemar p" in out
+
+
 def test_the_exact_mcnemar_test() -> None:
     from attacks.stats import mcnemar_exact
 
