@@ -729,3 +729,27 @@ for ref in shipped:"$F/fthroughclf-transfer-linf-eps0.05-1??? $F/fthroughclf-bpd
 done
 ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
   --speed bench/results/purify_speed.json > /dev/null
+
+
+# 31. Session 29 (runs/q72.sh, q73.sh as run, from a frozen worktree of 0287a66, two lanes of one thread; results in
+#     experiments/hybrid-input-classifier/tuning): a tuning-slice probe (test 0-199 at eps 0.3, clean on 0-999) of the hybrid:
+#     mnist-noised's chain and classifier with the width-32 PGD-trained classifier on the unpurified input (--input-classifier).
+P=experiments/mnist-classifier-pgd-w32/classifier-pgd.json
+XH=experiments/hybrid-input-classifier/tuning
+for o in 0 100; do
+  hy=(--model mnist-noised --input-classifier $P --eps 0.3 --n 100 --offset $o --batch-size 25)
+  ebm-purify evaluate --model mnist --classifier $P "${whitebox[@]}" --eps 0.3 --n 100 --offset $o "${s7[@]}" --out $XH/pgd-w32-whitebox-$o
+  ebm-purify evaluate "${hy[@]}" --attack transfer --transfer-from $P --loss margin --attack-steps 100 --restarts 5 "${s7[@]}" \
+    --out $XH/hybrid-transfer-pgdw32-$o
+  ebm-purify evaluate "${hy[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --natural-from $XH/hybrid-transfer-pgdw32-$o \
+    --survivors-of $XH/hybrid-transfer-pgdw32-$o "${s7[@]}" --out $XH/hybrid-bpda-eot-r2-$o
+done
+ebm-purify evaluate --model mnist-noised --input-classifier $P --attack none --n 1000 --offset 0 "${s7[@]}" --out $XH/hybrid-clean
+ebm-purify evaluate --model mnist-noised --attack none --n 1000 --offset 0 "${s7[@]}" --out $XH/plain-clean
+ebm-purify evaluate --model mnist --classifier $P --defense none --attack none --n 1000 --offset 0 "${s7[@]}" --out $XH/pgd-w32-clean
+ebm-purify evaluate compare $XH/hybrid-transfer-pgdw32-* $XH/hybrid-bpda-eot-r2-* --against $XH/pgd-w32-whitebox-* --eps 0.3 \
+  --out $XH/compare-hybrid-vs-pgd-w32.json
+ebm-purify evaluate compare $XH/hybrid-transfer-pgdw32-* --against $XH/pgd-w32-whitebox-* --eps 0.3 --out $XH/compare-hybrid-transfer-vs-pgd-w32.json
+for b in pgd-w32 plain; do
+  ebm-purify evaluate compare $XH/hybrid-clean --against $XH/$b-clean --eps 0 --out $XH/compare-clean-hybrid-vs-$b.json
+done
