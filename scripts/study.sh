@@ -753,3 +753,16 @@ ebm-purify evaluate compare $XH/hybrid-transfer-pgdw32-* --against $XH/pgd-w32-w
 for b in pgd-w32 plain; do
   ebm-purify evaluate compare $XH/hybrid-clean --against $XH/$b-clean --eps 0 --out $XH/compare-clean-hybrid-vs-$b.json
 done
+
+
+# 32. Session 29 (runs/q74.sh as run, from a frozen worktree of 2d7bd3a, two lanes of one thread, a shared queue of chunks):
+#     section 27's eps 0.1 / 0.2 BPDA+EOT x 2 carried to test 1025-1174 in folders of 25 (a larger N in section 27's folders
+#     would be other settings, which a folder refuses), on what transfer left; then section 27's comparisons and table.
+for c in $(seq 1025 25 1150); do
+  for eps in 0.1 0.2; do
+    ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n 25 --offset $c \
+      --natural-from $M/s25clf-transfer-linf-eps0.1-0.2-1000 --survivors-of $M/s25clf-transfer-linf-eps0.1-0.2-1000 "${s7[@]}" \
+      --out $M/s25clf-bpda-eot-r2-linf-eps$eps-$c
+  done
+done
+#     then section 27's two comparison loops and its table command, as written there.
