@@ -183,10 +183,10 @@ def _context(s: EvalSettings) -> _Context:
               "ebm": recorded_path(resolve(s.model, "ebm")), "ebm_sha256": purifier.metadata["weights"]["sha256"]}
     if s.defense == "ebm":  # the chain the reference resolved to: a re-shipped default must not resume old results
         models["langevin"] = purifier.defaults.to_dict()
-    extra = None
+    input_clf = None
     if s.input_classifier:
-        extra, _, models["input_classifier_sha256"] = load_classifier_ref(s.input_classifier, shape, device=s.device)
-        if not getattr(extra, "differentiable", True):
+        input_clf, _, models["input_classifier_sha256"] = load_classifier_ref(s.input_classifier, shape, device=s.device)
+        if not getattr(input_clf, "differentiable", True):
             raise SettingsError("--input-classifier must be a torch classifier (the attacks differentiate it)")
         models["input_classifier"] = s.input_classifier
 
@@ -194,7 +194,7 @@ def _context(s: EvalSettings) -> _Context:
         if s.defense == "none":
             return NoDefense(classifier)
         if s.defense == "ebm":
-            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps, input_classifier=extra,
+            return EBMDefense(purifier, classifier, steps=k, surrogate_steps=s.surrogate_steps, input_classifier=input_clf,
                               input_weight=s.input_weight)
         if s.defense == "binarize":
             return BinarizeDefense(classifier)
