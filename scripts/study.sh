@@ -766,3 +766,47 @@ for c in $(seq 1025 25 1150); do
   done
 done
 #     then section 27's two comparison loops and its table command, as written there.
+
+
+# 33. Session 30 (runs/q75.sh, q76.sh as run, from a frozen worktree of 1ff51d2, two lanes of one thread, a shared queue):
+#     section 32's loop carried to the rest of the report slice (test 1175-1249 and 1275-1499), so BPDA+EOT x 2 covers all 500
+#     at both radii; then transfer from the width-32 PGD-trained classifier on what transfer left (both halves, both radii),
+#     then the adaptive attack in chunks of 25 on what those three left (the chunks finished in the session are in
+#     $M/s25clf-adaptive-linf-eps*; the loop resumes at the next chunk).
+P=experiments/mnist-classifier-pgd-w32/classifier-pgd.json
+for c in $(seq 1175 25 1225) $(seq 1275 25 1475); do
+  h=$(( c < 1250 ? 1000 : 1250 ))
+  for eps in 0.1 0.2; do
+    ebm-purify evaluate --model mnist-noised --eps $eps --attack bpda-eot "${cut[@]}" --restarts 2 --n 25 --offset $c \
+      --natural-from $M/s25clf-transfer-linf-eps0.1-0.2-$h --survivors-of $M/s25clf-transfer-linf-eps0.1-0.2-$h "${s7[@]}" \
+      --out $M/s25clf-bpda-eot-r2-linf-eps$eps-$c
+  done
+done
+for h in 1000 1250; do
+  ebm-purify evaluate --model mnist-noised --eps-list 0.1,0.2 --attack transfer --transfer-from $P --loss margin --attack-steps 100 \
+    --n 250 --offset $h --natural-from $M/s25clf-transfer-linf-eps0.1-0.2-$h --survivors-of $M/s25clf-transfer-linf-eps0.1-0.2-$h "${s7[@]}" \
+    --out $M/s25clf-transfer-pgdw32-linf-eps0.1-0.2-$h
+done
+for c in $(seq 1000 25 1475); do
+  h=$(( c < 1250 ? 1000 : 1250 ))
+  for eps in 0.1 0.2; do
+    ebm-purify evaluate --model mnist-noised --eps $eps --attack adaptive "${cut[@]}" --n 25 --offset $c --batch-size 10 \
+      --natural-from $M/s25clf-transfer-linf-eps0.1-0.2-$h --survivors-of $M/s25clf-transfer-linf-eps0.1-0.2-$h \
+      --survivors-of $M/s25clf-bpda-eot-r2-linf-eps$eps-$c --survivors-of $M/s25clf-transfer-pgdw32-linf-eps0.1-0.2-$h "${s7[@]}" \
+      --out $M/s25clf-adaptive-linf-eps$eps-$c
+  done
+done
+#     then (runs/post30.sh) section 27's comparisons over transfer and BPDA+EOT, the same over the three attacks
+#     ($M/compare/s25clf-three-*) and over the four on the images the adaptive attack saw ($M/compare/s25clf-four-*), and the table:
+for eps in 0.1 0.2; do
+  two=($M/s25clf-transfer-linf-eps0.1-0.2-*/ $M/s25clf-bpda-eot-r2-linf-eps$eps-*/)
+  three=("${two[@]}" $M/s25clf-transfer-pgdw32-linf-eps0.1-0.2-*/)
+  four=("${three[@]}" $M/s25clf-adaptive-linf-eps$eps-*/)
+  for ref in shipped-s19:"$M/shipped-transfer-linf-eps0.1-0.2-* $M/shipped-bpda-eot-r2-linf-eps$eps-*" pgd-w16:$M/classifier-pgd-linf \
+      pgd-w32:"$M/classifier-pgd-w32-linf-eps0.1-0.2-*" thresholding:$M/binarize-bpda-eot-linf; do
+    ebm-purify evaluate compare "${two[@]}" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-eps$eps-vs-${ref%%:*}.json
+    ebm-purify evaluate compare "${three[@]}" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-three-eps$eps-vs-${ref%%:*}.json
+    ebm-purify evaluate compare "${four[@]}" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-four-eps$eps-vs-${ref%%:*}.json
+  done
+done
+ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table --speed bench/results/purify_speed.json > /dev/null
