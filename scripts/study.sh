@@ -810,3 +810,9 @@ for eps in 0.1 0.2; do
   done
 done
 ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table --speed bench/results/purify_speed.json > /dev/null
+
+# 34. Session 31 (runs/q77.sh as run, from a frozen worktree of ae8eeb5, two lanes of one thread, a shared queue): section 33's
+#     adaptive loop resumed at test 1075 with its two loops swapped and eps 0.2 first (`for eps in 0.2 0.1; do for c in $(seq 1075
+#     25 1475); do ...`; the radius where it had broken digits), so the adaptive attack covers all 500 report images at eps 0.2;
+#     at eps 0.1 it stays on the first 75 (the loop resumes there at test 1075). Then section 33's comparisons and table again
+#     (runs/post31.sh).
