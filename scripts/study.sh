@@ -658,12 +658,16 @@ ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table \
 #     (compare-four-* now on all 500); then the shipped mnist-noised (this classifier, 61772c5f) at eps 0.1 and 0.2 as section 22
 #     measured session 19's: transfer on all 500, BPDA+EOT x 2 restarts on the first 25 of each half (one radius per lane; cut to 25 for the end of the session).
 mnist_eps12 s25clf 25   # section 22's function
-for eps in 0.1 0.2; do
+s25clf_vs() {  # EPS TAG FOLDER...: the folders at EPS paired with each reference, into $M/compare/s25clf-TAGepsEPS-vs-REF.json
+  local eps=$1 tag=$2 ref
+  shift 2
   for ref in shipped-s19:"$M/shipped-transfer-linf-eps0.1-0.2-* $M/shipped-bpda-eot-r2-linf-eps$eps-*" pgd-w16:$M/classifier-pgd-linf \
       pgd-w32:"$M/classifier-pgd-w32-linf-eps0.1-0.2-*" thresholding:$M/binarize-bpda-eot-linf; do
-    ebm-purify evaluate compare $M/s25clf-transfer-linf-eps0.1-0.2-*/ $M/s25clf-bpda-eot-r2-linf-eps$eps-*/ --against ${ref#*:} --eps $eps \
-      --out $M/compare/s25clf-eps$eps-vs-${ref%%:*}.json
+    ebm-purify evaluate compare "$@" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-${tag}eps$eps-vs-${ref%%:*}.json
   done
+}
+for eps in 0.1 0.2; do
+  s25clf_vs $eps "" $M/s25clf-transfer-linf-eps0.1-0.2-*/ $M/s25clf-bpda-eot-r2-linf-eps$eps-*/
 done
 ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table \
   --speed bench/results/purify_speed.json > /dev/null
@@ -802,12 +806,9 @@ for eps in 0.1 0.2; do
   two=($M/s25clf-transfer-linf-eps0.1-0.2-*/ $M/s25clf-bpda-eot-r2-linf-eps$eps-*/)
   three=("${two[@]}" $M/s25clf-transfer-pgdw32-linf-eps0.1-0.2-*/)
   four=("${three[@]}" $M/s25clf-adaptive-linf-eps$eps-*/)
-  for ref in shipped-s19:"$M/shipped-transfer-linf-eps0.1-0.2-* $M/shipped-bpda-eot-r2-linf-eps$eps-*" pgd-w16:$M/classifier-pgd-linf \
-      pgd-w32:"$M/classifier-pgd-w32-linf-eps0.1-0.2-*" thresholding:$M/binarize-bpda-eot-linf; do
-    ebm-purify evaluate compare "${two[@]}" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-eps$eps-vs-${ref%%:*}.json
-    ebm-purify evaluate compare "${three[@]}" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-three-eps$eps-vs-${ref%%:*}.json
-    ebm-purify evaluate compare "${four[@]}" --against ${ref#*:} --eps $eps --out $M/compare/s25clf-four-eps$eps-vs-${ref%%:*}.json
-  done
+  s25clf_vs $eps "" "${two[@]}"
+  s25clf_vs $eps three- "${three[@]}"
+  s25clf_vs $eps four- "${four[@]}"
 done
 ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table --speed bench/results/purify_speed.json > /dev/null
 
