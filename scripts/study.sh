@@ -820,5 +820,5 @@ ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table --speed bench/r
 
 # 35. Session 32 (runs/q78.sh as run, from a frozen worktree of cea1ee2, two lanes of one thread, a shared queue): section 34's
 #     loop at eps 0.1 from test 1075 (`for c in $(seq 1075 25 1475); do ...`), so the adaptive attack covers all 500 report
-#     images at both radii. Then section 33's four-attack comparisons at eps 0.1 (`s25clf_vs 0.1 four- "${four[@]}"`) and
-#     its table command (runs/post32.sh).
+#     images at both radii. Then section 33's last loop with `eps=0.1` only, its `four` array and the `s25clf_vs $eps four-`
+#     call (after that loop `four` holds the eps 0.2 folders), and its table command (runs/post32.sh).
