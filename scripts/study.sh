@@ -726,11 +726,16 @@ for part in 1050:200:1000 1250:250:1250; do   # first image : images : transfer 
   ebm-purify evaluate "${f05[@]}" --attack bpda-eot "${cut[@]}" --restarts 2 --n $n --offset $start --natural-from $XW/report/transfer-linf-$o \
     --survivors-of $XW/report/transfer-linf-eps0.05-$o "${s7[@]}" --out $XW/report/bpda-eot-r2-linf-eps0.05-$start-$((start + n - 1))
 done
+f05_vs() {  # TAG FOLDER...: the eps 0.05 folders paired with each reference, into $XW/report/compare-TAG-eps0.05-vs-REF.json
+  local tag=$1 ref
+  shift
+  for ref in shipped:"$F/fthroughclf-transfer-linf-eps0.05-1??? $F/fthroughclf-bpda-eot-r2-linf-eps0.05-1???" pgd-w32:$F/classifier-pgd-w32-linf \
+      pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
+    ebm-purify evaluate compare "$@" --against ${ref#*:} --eps 0.05 --out $XW/report/compare-$tag-eps0.05-vs-${ref%%:*}.json
+  done
+}
 two=($XW/report/transfer-linf-eps0.05-1??? $XW/report/bpda-eot-r2-linf-eps0.05-1*)
-for ref in shipped:"$F/fthroughclf-transfer-linf-eps0.05-1??? $F/fthroughclf-bpda-eot-r2-linf-eps0.05-1???" pgd-w32:$F/classifier-pgd-w32-linf \
-    pgd-w16:$F/classifier-pgd-linf thresholding:$F/binarize-bpda-eot-linf; do
-  ebm-purify evaluate compare "${two[@]}" --against ${ref#*:} --eps 0.05 --out $XW/report/compare-two-eps0.05-vs-${ref%%:*}.json
-done
+f05_vs two "${two[@]}"
 ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table \
   --speed bench/results/purify_speed.json > /dev/null
 
@@ -822,3 +827,33 @@ ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table --speed bench/r
 #     loop at eps 0.1 from test 1075 (`for c in $(seq 1075 25 1475); do ...`), so the adaptive attack covers all 500 report
 #     images at both radii. Then section 33's last loop with `eps=0.1` only, its `four` array and the `s25clf_vs $eps four-`
 #     call (after that loop `four` holds the eps 0.2 folders), and its table command (runs/post32.sh).
+
+# 36. Session 33 (from a frozen worktree of 8dd26ce, one thread beside section 37's lanes): a tuning-slice probe of more
+#     purified copies (R = 32 against the shipped 8) for MNIST clean accuracy (experiments/replicates-probe/: no image changed).
+for o in 0 500; do
+  ebm-purify evaluate --model mnist-noised --attack none --replicates-list 8,32 --n 500 --offset $o --threads 1 --no-progress \
+    --data-dir ../shared/data --out experiments/replicates-probe/mnist-clean-tuning$([ $o = 0 ] || echo -$o)
+done
+
+# 37. Session 33 (runs/q79.sh as run, from a frozen worktree of 8dd26ce, two lanes of one thread, a shared queue): the shipped
+#     Fashion-MNIST classifier at eps 0.05 (section 29's f05) under the rest of the protocol on what transfer and BPDA+EOT x 2
+#     left: transfer from the width-32 PGD-trained classifier (both halves), then the adaptive attack in chunks of 25 on what
+#     those three left (the chunks finished in the session are in $XW/report; the loop resumes at the next chunk); then
+#     (runs/post33.sh) the paired comparisons over three attacks (all 500) and four (on the images the adaptive attack saw), and the table.
+bpda05=(--survivors-of $XW/report/bpda-eot-r2-linf-eps0.05-1000-1049 --survivors-of $XW/report/bpda-eot-r2-linf-eps0.05-1050-1249
+        --survivors-of $XW/report/bpda-eot-r2-linf-eps0.05-1250-1499)
+for h in 1000 1250; do
+  ebm-purify evaluate "${f05[@]}" --attack transfer --transfer-from experiments/fashion-mnist-classifier-pgd-w32/classifier-pgd.json \
+    --loss margin --attack-steps 100 --n 250 --offset $h --natural-from $XW/report/transfer-linf-$h \
+    --survivors-of $XW/report/transfer-linf-eps0.05-$h "${bpda05[@]}" "${s7[@]}" --out $XW/report/transfer-pgdw32-linf-eps0.05-$h
+done
+for c in $(seq 1000 25 1475); do
+  h=$(( c < 1250 ? 1000 : 1250 ))
+  ebm-purify evaluate "${f05[@]}" --attack adaptive "${cut[@]}" --n 25 --offset $c --batch-size 10 \
+    --natural-from $XW/report/transfer-linf-$h --survivors-of $XW/report/transfer-linf-eps0.05-$h "${bpda05[@]}" \
+    --survivors-of $XW/report/transfer-pgdw32-linf-eps0.05-$h "${s7[@]}" --out $XW/report/adaptive-linf-eps0.05-$c
+done
+three=($XW/report/transfer-linf-eps0.05-1??? $XW/report/bpda-eot-r2-linf-eps0.05-1* $XW/report/transfer-pgdw32-linf-eps0.05-1???)
+f05_vs three "${three[@]}"   # section 30's function
+f05_vs four "${three[@]}" $XW/report/adaptive-linf-eps0.05-1???   # on the images the adaptive attack saw
+ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table --speed bench/results/purify_speed.json > /dev/null
