@@ -838,8 +838,9 @@ done
 # 37. Session 33 (runs/q79.sh as run, from a frozen worktree of 8dd26ce, two lanes of one thread, a shared queue): the shipped
 #     Fashion-MNIST classifier at eps 0.05 (section 29's f05) under the rest of the protocol on what transfer and BPDA+EOT x 2
 #     left: transfer from the width-32 PGD-trained classifier (both halves), then the adaptive attack in chunks of 25 on what
-#     those three left (the chunks finished in the session are in $XW/report; the loop resumes at the next chunk); then
-#     (runs/post33.sh) the paired comparisons over three attacks (all 500) and four (on the images the adaptive attack saw), and the table.
+#     those three left; then (runs/post33.sh) the paired comparisons over three attacks (all 500) and four (on the images the
+#     adaptive attack saw), and the table. Session 33 ran the chunks 1000-1325; session 34 (runs/q80.sh, a copy of q79.sh from a
+#     frozen worktree of f162092) ran 1350-1475 and then the last three lines again (runs/post34.sh): four attacks on all 500.
 bpda05=(--survivors-of $XW/report/bpda-eot-r2-linf-eps0.05-1000-1049 --survivors-of $XW/report/bpda-eot-r2-linf-eps0.05-1050-1249
         --survivors-of $XW/report/bpda-eot-r2-linf-eps0.05-1250-1499)
 for h in 1000 1250; do
