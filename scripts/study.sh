@@ -858,3 +858,17 @@ three=($XW/report/transfer-linf-eps0.05-1??? $XW/report/bpda-eot-r2-linf-eps0.05
 f05_vs three "${three[@]}"   # section 30's function
 f05_vs four "${three[@]}" $XW/report/adaptive-linf-eps0.05-1???   # on the images the adaptive attack saw
 ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table --speed bench/results/purify_speed.json > /dev/null
+
+
+# 38. Session 34 (runs/q81.sh and q82.sh as run, from a frozen worktree of 9f5d8c4; experiments/fashion-mnist-classifier-pgd-w32-through-e2/):
+#     a second epoch of the shipped Fashion-MNIST classifier through the chain (4086 s of two threads; 86.86% clean bare),
+#     then the tuning-slice probes in two lanes of one thread (BPDA+EOT not run: no movement under these).
+XE=experiments/fashion-mnist-classifier-pgd-w32-through-e2
+ebm-purify train-classifier --config configs/fashion-mnist-classifier-pgd-w32-through-e2.toml --threads 2 --no-progress \
+  --out runs/e2f/classifier --data-dir ../shared/data   # = $XE/classifier.json (same sha256)
+ebm-purify evaluate --model fashion-mnist-noised --eps 0.1 --classifier $XE/classifier.json --attack transfer --loss margin \
+  --attack-steps 100 --n 256 "${t0[@]}" --out $XE/tuning/e2-transfer
+ebm-purify evaluate --model fashion-mnist --classifier $XE/classifier.json --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" \
+  --out $XE/tuning/e2-whitebox
+ebm-purify evaluate compare $XE/tuning/e2-transfer --against $XW/tuning/w32through-transfer --eps 0.1 \
+  --out $XE/tuning/compare-transfer-vs-shipped.json
