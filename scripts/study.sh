@@ -363,14 +363,19 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
 #     then the two tables again (the commands at the end of section 8).
 
 # Sections 17 on probe a classifier behind a chain the same way; DEFENSE below stands for the evaluate flags that choose the
-# chain, the classifier and the radius. tuning_probes OUT DEFENSE...: transfer on tuning images 0-255 and BPDA+EOT with the cut
-# budget on the first 128 in two shards (OUT-transfer, OUT-bpda-s0, OUT-bpda-s1). report_protocol OUT DEFENSE...: the report
-# slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then the adaptive attack on the images both left, in chunks of 25
-# (OUT-transfer-linf-O, OUT-bpda-eot-r2-linf-O, OUT-adaptive-linf-A).
+# chain, the classifier and the radius. tuning_transfer OUT DEFENSE...: transfer on tuning images 0-255 (OUT-transfer).
+# tuning_probes OUT DEFENSE...: that, and BPDA+EOT with the cut budget on the first 128 in two shards (OUT-bpda-s0,
+# OUT-bpda-s1). report_protocol OUT DEFENSE...: the report slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then
+# the adaptive attack on the images both left, in chunks of 25 (OUT-transfer-linf-O, OUT-bpda-eot-r2-linf-O, OUT-adaptive-linf-A).
+tuning_transfer() {
+  local out=$1
+  shift
+  ebm-purify evaluate "$@" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $out-transfer
+}
 tuning_probes() {
   local out=$1 s
   shift
-  ebm-purify evaluate "$@" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $out-transfer
+  tuning_transfer $out "$@"
   for s in 0 1; do
     ebm-purify evaluate "$@" --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $out-bpda-s$s
   done
@@ -866,8 +871,7 @@ ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table --speed bench/r
 XE=experiments/fashion-mnist-classifier-pgd-w32-through-e2
 ebm-purify train-classifier --config configs/fashion-mnist-classifier-pgd-w32-through-e2.toml --threads 2 --no-progress \
   --out runs/e2f/classifier --data-dir ../shared/data   # = $XE/classifier.json (same sha256)
-ebm-purify evaluate --model fashion-mnist-noised --eps 0.1 --classifier $XE/classifier.json --attack transfer --loss margin \
-  --attack-steps 100 --n 256 "${t0[@]}" --out $XE/tuning/e2-transfer
+tuning_transfer $XE/tuning/e2 --model fashion-mnist-noised --eps 0.1 --classifier $XE/classifier.json
 ebm-purify evaluate --model fashion-mnist --classifier $XE/classifier.json --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" \
   --out $XE/tuning/e2-whitebox
 ebm-purify evaluate compare $XE/tuning/e2-transfer --against $XW/tuning/w32through-transfer --eps 0.1 \
