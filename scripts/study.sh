@@ -363,19 +363,13 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
 #     then the two tables again (the commands at the end of section 8).
 
 # Sections 17 on probe a classifier behind a chain the same way; DEFENSE below stands for the evaluate flags that choose the
-# chain, the classifier and the radius. tuning_transfer OUT DEFENSE...: transfer on tuning images 0-255 (OUT-transfer).
-# tuning_probes OUT DEFENSE...: that, and BPDA+EOT with the cut budget on the first 128 in two shards (OUT-bpda-s0,
-# OUT-bpda-s1). report_protocol OUT DEFENSE...: the report slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then
+# chain, the classifier and the radius. tuning_probes OUT DEFENSE...: transfer on tuning images 0-255 (OUT-transfer) and
+# BPDA+EOT with the cut budget on the first 128 in two shards (OUT-bpda-s0, OUT-bpda-s1). report_protocol OUT DEFENSE...: the report slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then
 # the adaptive attack on the images both left, in chunks of 25 (OUT-transfer-linf-O, OUT-bpda-eot-r2-linf-O, OUT-adaptive-linf-A).
-tuning_transfer() {
-  local out=$1
-  shift
-  ebm-purify evaluate "$@" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $out-transfer
-}
 tuning_probes() {
   local out=$1 s
   shift
-  tuning_transfer $out "$@"
+  ebm-purify evaluate "$@" --attack transfer --loss margin --attack-steps 100 --n 256 "${t0[@]}" --out $out-transfer
   for s in 0 1; do
     ebm-purify evaluate "$@" --attack bpda-eot "${cut[@]}" --n 128 --shard $s/2 "${t0[@]}" --out $out-bpda-s$s
   done
@@ -865,14 +859,28 @@ f05_vs four "${three[@]}" $XW/report/adaptive-linf-eps0.05-1???   # on the image
 ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table --speed bench/results/purify_speed.json > /dev/null
 
 
-# 38. Session 34 (runs/q81.sh and q82.sh as run, from a frozen worktree of 9f5d8c4; experiments/fashion-mnist-classifier-pgd-w32-through-e2/):
-#     a second epoch of the shipped Fashion-MNIST classifier through the chain (4086 s of two threads; 86.86% clean bare),
-#     then the tuning-slice probes in two lanes of one thread (BPDA+EOT not run: no movement under these).
-XE=experiments/fashion-mnist-classifier-pgd-w32-through-e2
-ebm-purify train-classifier --config configs/fashion-mnist-classifier-pgd-w32-through-e2.toml --threads 2 --no-progress \
-  --out runs/e2f/classifier --data-dir ../shared/data   # = $XE/classifier.json (same sha256)
-tuning_transfer $XE/tuning/e2 --model fashion-mnist-noised --eps 0.1 --classifier $XE/classifier.json
-ebm-purify evaluate --model fashion-mnist --classifier $XE/classifier.json --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" \
-  --out $XE/tuning/e2-whitebox
-ebm-purify evaluate compare $XE/tuning/e2-transfer --against $XW/tuning/w32through-transfer --eps 0.1 \
-  --out $XE/tuning/compare-transfer-vs-shipped.json
+# 38-39. Variants of the shipped Fashion-MNIST recipe through the chain, each probed on the tuning slice against the shipped
+#     classifier ($XW): through_probe X NAME CONFIG OUT trains CONFIG to OUT (= X/classifier.json, same sha256), runs
+#     tuning_probes and the bare white-box under X/tuning/NAME-*, and pairs them with the shipped classifier's
+#     (compare-transfer-vs-shipped.json: transfer on 256; compare-vs-shipped.json: transfer and BPDA+EOT on the first 128).
+through_probe() {
+  local x=$1 name=$2
+  ebm-purify train-classifier --config $3 --threads 2 --no-progress --out $4 --data-dir ../shared/data
+  tuning_probes $x/tuning/$name --model fashion-mnist-noised --eps 0.1 --classifier $x/classifier.json
+  ebm-purify evaluate --model fashion-mnist --classifier $x/classifier.json --eps 0.1 "${whitebox[@]}" --n 256 "${t0[@]}" \
+    --out $x/tuning/$name-whitebox
+  ebm-purify evaluate compare $x/tuning/$name-transfer --against $XW/tuning/w32through-transfer --eps 0.1 \
+    --out $x/tuning/compare-transfer-vs-shipped.json
+  ebm-purify evaluate compare $x/tuning/$name-{transfer,bpda-s0,bpda-s1} --against $XW/tuning/w32through-{transfer,bpda-s0,bpda-s1} \
+    --eps 0.1 --out $x/tuning/compare-vs-shipped.json
+}
+# 38. Session 34 (runs/q81.sh and q82.sh as run, from a frozen worktree of 9f5d8c4): a second epoch of the shipped classifier
+#     (4086 s of two threads; 86.86% clean bare), transfer and the white-box in two lanes of one thread; session 35 added
+#     the BPDA+EOT shards and the second pairing (runs/q84.sh, from a frozen worktree of a3be4d2; the same evaluation code).
+through_probe experiments/fashion-mnist-classifier-pgd-w32-through-e2 e2 configs/fashion-mnist-classifier-pgd-w32-through-e2.toml \
+  runs/e2f/classifier
+
+# 39. Session 35 (runs/q83.sh and q84.sh as run, from a frozen worktree of a3be4d2): the shipped recipe with EOT 2 per attack
+#     gradient (5130 s of two threads; 86.62% clean bare), the probes in two lanes of one thread.
+through_probe experiments/fashion-mnist-classifier-pgd-w32-through-eot2 eot2 configs/fashion-mnist-classifier-pgd-w32-through-eot2.toml \
+  runs/eot2f/classifier
