@@ -364,8 +364,9 @@ python -m purifier.training.model_card --name mnist-noised --runs runs/ship/mnis
 
 # Sections 17 on probe a classifier behind a chain the same way; DEFENSE below stands for the evaluate flags that choose the
 # chain, the classifier and the radius. tuning_probes OUT DEFENSE...: transfer on tuning images 0-255 (OUT-transfer) and
-# BPDA+EOT with the cut budget on the first 128 in two shards (OUT-bpda-s0, OUT-bpda-s1). report_protocol OUT DEFENSE...: the report slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then
-# the adaptive attack on the images both left, in chunks of 25 (OUT-transfer-linf-O, OUT-bpda-eot-r2-linf-O, OUT-adaptive-linf-A).
+# BPDA+EOT with the cut budget on the first 128 in two shards (OUT-bpda-s0, OUT-bpda-s1). report_protocol OUT DEFENSE...: the
+# report slice in two lanes of 250, transfer, BPDA+EOT x 2 restarts, then the adaptive attack on the images both left, in
+# chunks of 25 (OUT-transfer-linf-O, OUT-bpda-eot-r2-linf-O, OUT-adaptive-linf-A).
 tuning_probes() {
   local out=$1 s
   shift
