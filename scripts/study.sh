@@ -882,6 +882,9 @@ through_probe experiments/fashion-mnist-classifier-pgd-w32-through-e2 e2 configs
   runs/e2f/classifier
 
 # 39. Session 35 (runs/q83.sh and q84.sh as run, from a frozen worktree of a3be4d2): the shipped recipe with EOT 2 per attack
-#     gradient (5130 s of two threads; 86.62% clean bare), the probes in two lanes of one thread.
+#     gradient (5130 s of two threads; 86.62% clean bare), the probes in two lanes of one thread, then how much EOT 2 changes
+#     the one-step training attack (204 s of two threads).
 through_probe experiments/fashion-mnist-classifier-pgd-w32-through-eot2 eot2 configs/fashion-mnist-classifier-pgd-w32-through-eot2.toml \
   runs/eot2f/classifier
+python experiments/fashion-mnist-classifier-pgd-w32-through-eot2/sign_agreement.py --classifier $XW/classifier.json \
+  --data-dir ../shared/data --threads 2 > experiments/fashion-mnist-classifier-pgd-w32-through-eot2/sign_agreement.json
