@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from attacks.defenses import EBMDefense
 from attacks.eot import eot_gradient
+from attacks.norms import Norm, ascent_step, project, random_start
 from purifier.checkpoint import load_classifier
 from purifier.data import load_dataset
 from purifier.purifier import Purifier
@@ -38,16 +39,17 @@ def main() -> None:
     x, y = load_dataset("fashion-mnist", "test", args.data_dir)
     x, y = x[args.offset : args.offset + args.n], y[args.offset : args.offset + args.n]
     defense = EBMDefense(Purifier.load(args.model), load_classifier(args.classifier))
-    gen = torch.Generator().manual_seed(0)
-    start = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * args.eps).clamp(0, 1)
+    start = random_start(x, args.eps, Norm.LINF, torch.Generator().manual_seed(0))
     grads = {f"eot{k}-seed{s}": eot_gradient(defense, k, "bpda", seed=s)(start, y)[1] for k, s in ((1, 1), (1, 2), (2, 3), (2, 4), (8, 5))}
-    ref = grads.pop("eot8-seed5").sign()
-    agree = {name: (g.sign() == ref).float().mean().item() for name, g in grads.items()}
-    agree["eot1-seed1 vs eot1-seed2"] = (grads["eot1-seed1"].sign() == grads["eot1-seed2"].sign()).float().mean().item()
-    agree["eot2-seed3 vs eot2-seed4"] = (grads["eot2-seed3"].sign() == grads["eot2-seed4"].sign()).float().mean().item()
+
+    def agreement(a: str, b: str) -> float:
+        return (grads[a].sign() == grads[b].sign()).float().mean().item()
+
+    agree = {name: agreement(name, "eot8-seed5") for name in grads if name != "eot8-seed5"}
+    agree |= {f"{a} vs {b}": agreement(a, b) for a, b in (("eot1-seed1", "eot1-seed2"), ("eot2-seed3", "eot2-seed4"))}
     scored = {}
-    for name, g in {**grads, "eot8-seed5": ref}.items():
-        x_adv = (x + (start + 1.25 * args.eps * g.sign() - x).clamp(-args.eps, args.eps)).clamp(0, 1)
+    for name, g in grads.items():  # the training attack: one step of 1.25 eps from the start
+        x_adv = project(start + ascent_step(g, 1.25 * args.eps, Norm.LINF), x, args.eps, Norm.LINF)
         with torch.no_grad():
             logits = defense.logits(x_adv, 8, [1000 + i for i in range(len(x))], "none").mean(1)
         scored[name] = {"ce": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
