@@ -888,3 +888,23 @@ through_probe experiments/fashion-mnist-classifier-pgd-w32-through-eot2 eot2 con
   runs/eot2f/classifier
 python experiments/fashion-mnist-classifier-pgd-w32-through-eot2/sign_agreement.py --classifier $XW/classifier.json \
   --data-dir ../shared/data --threads 2 > experiments/fashion-mnist-classifier-pgd-w32-through-eot2/sign_agreement.json
+
+# 40. Session 36 (runs/q85.sh as run, from a frozen worktree of 6831223, two lanes of one thread): Hill et al.'s BPDA+EOT budget
+#     (50 steps, EOT 15, margin loss, one restart) on the report images the four attacks left behind each shipped defense, in
+#     chunks of 25 from test 1000 (the chunks finished in the session; the loop resumes), then the tables re-made.
+hill=(--attack bpda-eot --loss margin --attack-steps 50 --eot 15 --restarts 1 --stop-after 2)
+hill_chunks() {  # X DEFENSE...: the budget on X/report's survivors, into X/report/bpda-eot-hill-linf-OFFSET
+  local x=$1 o
+  shift
+  for o in $(seq 1000 25 1475); do
+    local h=$(( o < 1250 ? 1000 : 1250 ))
+    ebm-purify evaluate "$@" "${hill[@]}" --n 25 --offset $o --natural-from $x/report/transfer-linf-$h \
+      --survivors-of $x/report/transfer-linf-$h --survivors-of $x/report/bpda-eot-r2-linf-$h \
+      --survivors-of $x/report/transfer-pgdw32-linf-$h --survivors-of $x/report/adaptive-linf-$o "${s7[@]}" \
+      --out $x/report/bpda-eot-hill-linf-$o
+  done
+}
+hill_chunks $XM "${tm[@]}"
+hill_chunks $XW "${f32[@]}"
+ebm-purify evaluate table $M/*-*/ $(finished $XM) --out $M/table --speed bench/results/purify_speed.json > /dev/null
+ebm-purify evaluate table $F/*-*/ $(finished $XW) --out $F/table --speed bench/results/purify_speed.json > /dev/null
