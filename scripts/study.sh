@@ -621,11 +621,14 @@ done
 finished() {  # X: X/report's run folders that hold a finished report (chunks still running have none)
   ls -d $1/report/*-*/ | while read d; do [ -f $d/report.json ] && echo $d; done
 }
+report_survivors() {  # X O: flags to attack only what transfer and BPDA+EOT x 2 left on X/report's half from O
+  echo --natural-from $1/report/transfer-linf-$2 --survivors-of $1/report/transfer-linf-$2 --survivors-of $1/report/bpda-eot-r2-linf-$2
+}
 pgd_through_rest() {  # X PGD DEFENSE...: the protocol after transfer on X/report, with PGD's classifier as the second transfer source
   local x=$1 pgd=$2 o k
   shift 2
   for o in 1000 1250; do
-    local sv=(--natural-from $x/report/transfer-linf-$o --survivors-of $x/report/transfer-linf-$o --survivors-of $x/report/bpda-eot-r2-linf-$o)
+    local sv=($(report_survivors $x $o))
     ebm-purify evaluate "$@" --attack bpda-eot "${cut[@]}" --restarts 2 --n 250 --offset $o --natural-from $x/report/transfer-linf-$o "${s7[@]}" \
       --out $x/report/bpda-eot-r2-linf-$o
     ebm-purify evaluate "$@" --attack transfer --transfer-from $pgd --loss margin --attack-steps 100 --n 250 --offset $o "${sv[@]}" "${s7[@]}" \
@@ -893,15 +896,16 @@ python experiments/fashion-mnist-classifier-pgd-w32-through-eot2/sign_agreement.
 #     (50 steps, EOT 15, margin loss, one restart) on the report images the four attacks left behind each shipped defense, in
 #     chunks of 25 from test 1000 (the chunks finished in the session; the loop resumes), then the tables re-made.
 hill=(--attack bpda-eot --loss margin --attack-steps 50 --eot 15 --restarts 1 --stop-after 2)
-hill_chunks() {  # X DEFENSE...: the budget on X/report's survivors, into X/report/bpda-eot-hill-linf-OFFSET
-  local x=$1 o
+hill_chunks() {  # X DEFENSE...: the budget on the survivors of pgd_through_rest's attacks, into X/report/bpda-eot-hill-linf-OFFSET
+  local x=$1 o k c
   shift
-  for o in $(seq 1000 25 1475); do
-    local h=$(( o < 1250 ? 1000 : 1250 ))
-    ebm-purify evaluate "$@" "${hill[@]}" --n 25 --offset $o --natural-from $x/report/transfer-linf-$h \
-      --survivors-of $x/report/transfer-linf-$h --survivors-of $x/report/bpda-eot-r2-linf-$h \
-      --survivors-of $x/report/transfer-pgdw32-linf-$h --survivors-of $x/report/adaptive-linf-$o "${s7[@]}" \
-      --out $x/report/bpda-eot-hill-linf-$o
+  for o in 1000 1250; do
+    for k in 0 1 2 3 4 5 6 7 8 9; do
+      c=$((o + 25 * k))
+      ebm-purify evaluate "$@" "${hill[@]}" --n 25 --offset $c $(report_survivors $x $o) \
+        --survivors-of $x/report/transfer-pgdw32-linf-$o --survivors-of $x/report/adaptive-linf-$c "${s7[@]}" \
+        --out $x/report/bpda-eot-hill-linf-$c
+    done
   done
 }
 hill_chunks $XM "${tm[@]}"
